@@ -1,0 +1,240 @@
+"""Settings, read from the environment with embedded defaults.
+
+Defaults run everything on one machine: SQLite, django-q2's ORM broker, the local engine
+backend and data under var/. See README.md for the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "")
+    return Path(value).expanduser().resolve() if value.strip() else default
+
+
+ENVIRONMENT = os.environ.get("ENVIRONMENT", "development").strip().lower()
+if ENVIRONMENT not in {"development", "production"}:
+    raise ImproperlyConfigured("ENVIRONMENT must be 'development' or 'production'.")
+PRODUCTION = ENVIRONMENT == "production"
+
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("Set SECRET_KEY (a long random string) in production.")
+    SECRET_KEY = "development-only-insecure-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
+    .split(",")
+    if h.strip()
+]
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("Set ALLOWED_HOSTS (comma separated) in production.")
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "nerfsite",
+    "products",
+    "pipeline",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "nerfsite.urls"
+WSGI_APPLICATION = "nerfsite.wsgi.application"
+ASGI_APPLICATION = "nerfsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data on disk -------------------------------------------------------------------
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
+MEDIA_URL = "/media/"
+UPLOAD_STORAGE_PATH = env_path("UPLOAD_STORAGE_PATH", MEDIA_ROOT / "uploads")
+FRAME_STORAGE_PATH = env_path("FRAME_STORAGE_PATH", MEDIA_ROOT / "frames")
+MODEL_STORAGE_PATH = env_path("MODEL_STORAGE_PATH", VAR_DIR / "models")
+NERF_DATA_ROOT = env_path("NERF_DATA_ROOT", VAR_DIR / "nerf-data")
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "staticfiles")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- Database -----------------------------------------------------------------------
+# SQLite by default. The web process and the worker write at the same time, so WAL lets
+# readers run beside the writer, and the busy timeout makes a writer wait for the lock
+# instead of failing with "database is locked".
+SQLITE_PATH = env_path("SQLITE_PATH", VAR_DIR / "db.sqlite3")
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)  # SQLite does not create folders
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_PATH,
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            # A file, not memory, so a worker process started by a test sees the same data.
+            "TEST": {"NAME": VAR_DIR / "test-db.sqlite3"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Engine and backends ------------------------------------------------------------
+MOCK_MODAL = env_bool("MOCK_MODAL")
+NERF_BACKEND = "local" if MOCK_MODAL else os.environ.get("NERF_BACKEND", "local").strip().lower()
+if NERF_BACKEND not in {"local", "modal"}:
+    raise ImproperlyConfigured("NERF_BACKEND must be 'local' or 'modal'.")
+NERF_DEFAULT_ITERATIONS = env_int("NERF_DEFAULT_ITERATIONS", 15000)
+GPU_TYPE_DEV = os.environ.get("GPU_TYPE_DEV", "T4")
+GPU_TYPE_PROD = os.environ.get("GPU_TYPE_PROD", "A10G")
+GPU_TYPE = GPU_TYPE_PROD if PRODUCTION else GPU_TYPE_DEV
+MODAL_TOKEN_ID = os.environ.get("MODAL_TOKEN_ID", "")
+MODAL_TOKEN_SECRET = os.environ.get("MODAL_TOKEN_SECRET", "")
+MODAL_APP_NAME = os.environ.get("MODAL_APP_NAME", "nerf-prod" if PRODUCTION else "nerf-dev")
+MODAL_VOLUME_CLEANUP_HOURS = env_int("MODAL_VOLUME_CLEANUP_HOURS", 48)
+
+# --- Task queue (django-q2) ---------------------------------------------------------
+# ORM broker by default (no extra service); Redis when REDIS_URL is set. The timeout must
+# outlast the longest stage, and `retry` must be larger than `timeout` so the broker never
+# hands a task that is still running to a second worker.
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+Q_BROKER = os.environ.get("Q_BROKER", "redis" if REDIS_URL else "orm").strip().lower()
+Q_TASK_TIMEOUT = env_int("Q_TASK_TIMEOUT", 6 * 3600)
+Q_CLUSTER = {
+    "name": os.environ.get("Q_CLUSTER_NAME", "nerf"),
+    "workers": env_int("Q_WORKERS", 2),
+    "recycle": 50,
+    "timeout": Q_TASK_TIMEOUT,
+    "retry": Q_TASK_TIMEOUT + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "label": "Task queue",
+    "poll": 1,
+}
+if Q_BROKER == "redis":
+    if not REDIS_URL:
+        raise ImproperlyConfigured("Q_BROKER=redis needs REDIS_URL.")
+    Q_CLUSTER["redis"] = REDIS_URL
+elif Q_BROKER == "orm":
+    Q_CLUSTER["orm"] = "default"
+else:
+    raise ImproperlyConfigured("Q_BROKER must be 'orm' or 'redis'.")
+
+# --- Auth ---------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "products:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production) ----------------------------------------------------------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Logging: one structured line per record on the console -------------------------
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {"()": "nerfsite.logging.KeyValueFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+        "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

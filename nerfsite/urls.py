@@ -1,0 +1,26 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from django.views.static import serve
+
+from .api import api
+from .health import healthz
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="products:list", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("products/", include("products.urls")),
+    path("jobs/", include("pipeline.urls")),
+]
+
+if settings.DEBUG:
+    # Uploaded photos and frames; in production a web server or object store serves them.
+    urlpatterns += [
+        path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]

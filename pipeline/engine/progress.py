@@ -1,0 +1,137 @@
+"""progress.json, the only channel from a running stage to whoever watches it.
+
+The file is rewritten atomically (temp file + rename) so a reader on another process, or
+on the Modal volume, never sees half a document. A tqdm bar shows the same on the console.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# Share of the whole job each stage takes, for the overall fraction.
+STAGE_WEIGHTS: dict[str, tuple[float, float]] = {
+    "colmap": (0.0, 0.15),
+    "train": (0.15, 0.80),
+    "render": (0.80, 1.0),
+}
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_progress(path: Path) -> dict[str, Any] | None:
+    """The last state written, or None when there is none yet (or it cannot be read)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class Progress:
+    """Reports one stage: fraction done, message, ETA and stage metrics.
+
+    Writes are throttled to one every `min_interval` seconds, except the final ones.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        stage: str,
+        *,
+        show_bar: bool = True,
+        min_interval: float = 1.0,
+    ) -> None:
+        self.path = Path(path)
+        self.stage = stage
+        self.min_interval = min_interval
+        self.started = time.monotonic()
+        self.fraction = 0.0
+        self.message = ""
+        self.metrics: dict[str, Any] = {}
+        self._last_write = 0.0
+        self._bar = None
+        if show_bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=1000, desc=stage, unit="‰", leave=True, dynamic_ncols=True)
+        self._write("running", force=True)
+
+    def eta_seconds(self) -> float | None:
+        elapsed = time.monotonic() - self.started
+        if self.fraction <= 0.01 or elapsed < 1:
+            return None
+        return elapsed * (1 - self.fraction) / self.fraction
+
+    def update(self, fraction: float, message: str | None = None, **metrics: Any) -> None:
+        self.fraction = min(max(fraction, 0.0), 1.0)
+        if message is not None:
+            self.message = " ".join(message.split())
+        self.metrics.update(metrics)
+        if self._bar is not None:
+            self._bar.n = int(self.fraction * 1000)
+            if message:
+                self._bar.set_postfix_str(self.message[:60], refresh=False)
+            self._bar.refresh()
+        self._write("running")
+
+    def log(self, message: str) -> None:
+        """A line on the console (above the bar) that also becomes the current message."""
+        if self._bar is not None:
+            self._bar.write(message)
+        self.update(self.fraction, message)
+
+    def done(self, message: str, **metrics: Any) -> None:
+        self.fraction = 1.0
+        self.message = message
+        self.metrics.update(metrics)
+        self._close()
+        self._write("succeeded", force=True)
+
+    def fail(self, message: str) -> None:
+        self.message = " ".join(message.split())
+        self._close()
+        self._write("failed", force=True, error=self.message)
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.n = int(self.fraction * 1000)
+            self._bar.close()
+            self._bar = None
+
+    def _write(self, status: str, *, force: bool = False, error: str | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_write < self.min_interval:
+            return
+        self._last_write = now
+        lo, hi = STAGE_WEIGHTS.get(self.stage, (0.0, 1.0))
+        eta = self.eta_seconds() if status == "running" else 0.0
+        write_json_atomic(
+            self.path,
+            {
+                "stage": self.stage,
+                "status": status,
+                "stage_progress": round(self.fraction, 4),
+                "overall_progress": round(lo + (hi - lo) * self.fraction, 4),
+                "message": self.message,
+                "eta_seconds": None if eta is None else round(eta, 1),
+                "error": error,
+                "metrics": self.metrics,
+                "pid": os.getpid(),
+                "updated_at": datetime.now(UTC).isoformat(),
+            },
+        )

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from products.models import Product
+
+
+class Job(models.Model):
+    """One run of the engine for a product: poses → training → frames → finalize."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Stage(models.TextChoices):
+        PENDING = "pending", "Pending"
+        COLMAP = "colmap", "Camera poses"
+        TRAIN = "train", "Training"
+        RENDER = "render", "Frames"
+        FINALIZE = "finalize", "Finishing"
+        DONE = "done", "Done"
+
+    class Backend(models.TextChoices):
+        LOCAL = "local", "This machine"
+        MODAL = "modal", "Modal GPU"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    STAGES = (Stage.COLMAP, Stage.TRAIN, Stage.RENDER, Stage.FINALIZE)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="jobs")
+    status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
+    stage = models.CharField(max_length=16, choices=Stage, default=Stage.PENDING)
+    stage_progress = models.FloatField(default=0.0)
+    progress = models.FloatField("overall progress", default=0.0)
+    message = models.CharField(max_length=500, blank=True)
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    backend = models.CharField(max_length=16, choices=Backend, default=Backend.LOCAL)
+    preset = models.CharField(max_length=16, default="standard")
+    iterations = models.PositiveIntegerField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField(default=1440)
+    frame_size = models.PositiveIntegerField(default=1024)
+    frame_rows = models.PositiveSmallIntegerField(default=1)
+    gpu_type = models.CharField(max_length=16, blank=True)
+
+    colmap_started_at = models.DateTimeField(null=True, blank=True)
+    colmap_finished_at = models.DateTimeField(null=True, blank=True)
+    train_started_at = models.DateTimeField(null=True, blank=True)
+    train_finished_at = models.DateTimeField(null=True, blank=True)
+    render_started_at = models.DateTimeField(null=True, blank=True)
+    render_finished_at = models.DateTimeField(null=True, blank=True)
+    finalize_started_at = models.DateTimeField(null=True, blank=True)
+    finalize_finished_at = models.DateTimeField(null=True, blank=True)
+
+    estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    actual_cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_job_per_product",
+                violation_error_message="This product already has a job queued or running.",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=1)
+                & Q(stage_progress__gte=0, stage_progress__lte=1),
+                name="job_progress_between_0_and_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.name}: {self.get_status_display()} ({self.get_stage_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("pipeline:job", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES

@@ -1,0 +1,26 @@
+from django import forms
+
+from .models import Product
+
+
+class ProductForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = ["name", "sku", "description"]
+
+    def __init__(self, *args, owner, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def clean_sku(self) -> str:
+        sku = self.cleaned_data["sku"].strip()
+        clash = Product.objects.filter(owner=self.owner, sku__iexact=sku)
+        if self.instance.pk:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("You already have a product with this SKU.")
+        return sku
+
+    def save(self, commit: bool = True) -> Product:
+        self.instance.owner = self.owner
+        return super().save(commit=commit)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+from django.urls import reverse
+
+
+def upload_storage() -> FileSystemStorage:
+    """Photos live under UPLOAD_STORAGE_PATH, served at /media/uploads/."""
+    return FileSystemStorage(
+        location=settings.UPLOAD_STORAGE_PATH,
+        base_url=settings.MEDIA_URL + "uploads/",
+    )
+
+
+def photo_upload_to(photo: Photo, filename: str) -> str:
+    # The stored name is generated: no user text becomes part of a path.
+    suffix = PurePosixPath(filename).suffix.lower()[:6]
+    return f"products/{photo.product_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Product(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="products"
+    )
+    name = models.CharField(max_length=200)
+    sku = models.CharField("SKU", max_length=64, help_text="Your own product code.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "sku"], name="unique_sku_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("products:detail", args=[self.pk])
+
+
+class Photo(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="photos")
+    image = models.ImageField(
+        upload_to=photo_upload_to, storage=upload_storage, width_field="width",
+        height_field="height", max_length=255,
+    )
+    original_name = models.CharField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "sha256"], name="unique_photo_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.width}×{self.height})"
