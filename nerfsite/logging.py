@@ -25,7 +25,15 @@ class KeyValueFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        fields.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        # Extras with plain values only: Django attaches objects (the request, its socket)
+        # whose repr is noise on a log line.
+        fields.update(
+            {
+                k: v
+                for k, v in vars(record).items()
+                if k not in _RESERVED and isinstance(v, str | int | float | bool)
+            }
+        )
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
         return " ".join(f"{k}={_quote(v)}" for k, v in fields.items())

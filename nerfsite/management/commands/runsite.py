@@ -11,6 +11,10 @@ import time
 from django.core.management.base import BaseCommand
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Serve the site on HOST:PORT (default 127.0.0.1:8000) with a django-q2 worker."
 
@@ -22,6 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, addrport: str, **options) -> None:
+        signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` stops both, as Ctrl-C does
         manage = [sys.executable, "manage.py"]
         children = {
             "web": subprocess.Popen([*manage, "runserver", addrport, "--noreload"]),
@@ -40,11 +45,12 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("Stopping…")
         finally:
-            # Both children share our process group, so Ctrl-C reached them already; this
-            # covers the case where one of them exited on its own.
+            # Ctrl-C in a terminal reaches the children too (same process group); this
+            # covers `kill`, a child that exited on its own, and children started from a
+            # background shell, which ignore SIGINT.
             for proc in children.values():
                 if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
+                    proc.terminate()
             for proc in children.values():
                 try:
                     proc.wait(timeout=20)
