@@ -6,12 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup install migrate lint clean-venv
+.PHONY: run test setup install migrate browser lint clean-venv
 
 run: setup
 	$(PY) manage.py runsite
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: install migrate
@@ -29,6 +29,14 @@ migrate:
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py ensure_admin
+
+# The browser tests drive Debian's chromium through Playwright; no browser is downloaded.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium for the browser tests…"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check .
