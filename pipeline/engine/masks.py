@@ -1,0 +1,212 @@
+"""Foreground masks: which pixels of each photo show the product.
+
+No learned model and nothing downloaded. A photo that arrives as RGBA with a real alpha
+channel is taken as it is. Otherwise OpenCV's GrabCut segments it, seeded by geometry the
+colmap stage already found: everything outside the projection of the product's box is
+background for sure; the projection of the box's core and of the sparse points on the
+product are probably foreground; the colour models decide the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .dataset import Intrinsics
+
+GRABCUT_LONG_SIDE = 512
+"""GrabCut runs on copies this size (its cost grows with pixels); masks are scaled back."""
+GRABCUT_ITERATIONS = 5
+
+
+@dataclass(frozen=True)
+class ProductBox:
+    """The product's axis-aligned box in the normalized frame (up = +Z)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def center(self) -> np.ndarray:
+        return (self.lo + self.hi) / 2
+
+    def surface_points(self, per_edge: int = 9) -> np.ndarray:
+        """Points on the box's faces; their projection outlines the box, distortion included."""
+        t = np.linspace(0.0, 1.0, per_edge)
+        u, v = (g.ravel() for g in np.meshgrid(t, t))
+        faces = []
+        for axis in range(3):
+            a, b = [i for i in range(3) if i != axis]
+            for side in (0.0, 1.0):
+                p = np.empty((len(u), 3))
+                p[:, axis], p[:, a], p[:, b] = side, u, v
+                faces.append(p)
+        unit = np.concatenate(faces)
+        return self.lo + unit * (self.hi - self.lo)
+
+    def shrunk(self, factor: float) -> ProductBox:
+        half = (self.hi - self.lo) / 2 * factor
+        return ProductBox(self.center - half, self.center + half)
+
+
+def project(points: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (M,2) of world points and whether each lies in front of the camera."""
+    w2c = np.linalg.inv(c2w_opencv)
+    in_front = (points @ w2c[:3, :3].T + w2c[:3, 3])[:, 2] > 1e-6
+    rvec, _ = cv2.Rodrigues(w2c[:3, :3])
+    dist = np.array([camera.k1, camera.k2, camera.p1, camera.p2], float)
+    pixels, _ = cv2.projectPoints(points.astype(np.float64), rvec, w2c[:3, 3].astype(np.float64),
+                                  camera.matrix(), dist)
+    return pixels.reshape(-1, 2), in_front
+
+
+def projected_region(points: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics,
+                     shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (H,W) image of the convex outline of `points` as the camera sees them."""
+    pixels, in_front = project(points, c2w_opencv, camera)
+    region = np.zeros(shape, np.uint8)
+    pixels = pixels[in_front]
+    if len(pixels) >= 3:
+        hull = cv2.convexHull(np.round(pixels).astype(np.int32))
+        cv2.fillConvexPoly(region, hull, 1)
+    return region.astype(bool)
+
+
+def alpha_mask(image: np.ndarray) -> np.ndarray | None:
+    """The alpha channel of an RGBA photo (H,W uint8), or None when it has no transparency."""
+    if image.ndim == 3 and image.shape[2] == 4 and int(image[..., 3].min()) < 255:
+        return image[..., 3].copy()
+    return None
+
+
+def grabcut_mask(rgb: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics, box: ProductBox,
+                 product_points: np.ndarray | None = None) -> np.ndarray:
+    """The product's mask (H,W uint8, 0 or 255) in an RGB photo seen by `camera`.
+
+    `camera` must describe `rgb` at its own size; `product_points` (M,3) are sparse points
+    known to lie on the product, in the same frame as the box.
+    """
+    height, width = rgb.shape[:2]
+    scale = min(1.0, GRABCUT_LONG_SIDE / max(height, width))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    cam = camera.resized(small_w, small_h)
+    shape = (small_h, small_w)
+
+    inside = projected_region(box.surface_points(), c2w_opencv, cam, shape)
+    if not inside.any():
+        return np.zeros((height, width), np.uint8)
+    # A small margin: the box comes from sparse points and may be a little tight.
+    margin = max(3, round(0.02 * max(shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    near = cv2.dilate(inside.astype(np.uint8), kernel).astype(bool)
+
+    labels = np.full(shape, cv2.GC_BGD, np.uint8)
+    labels[near] = cv2.GC_PR_BGD
+    core = projected_region(box.shrunk(0.4).surface_points(), c2w_opencv, cam, shape)
+    labels[core & near] = cv2.GC_PR_FGD
+    if product_points is not None and len(product_points):
+        pixels, in_front = project(product_points, c2w_opencv, cam)
+        px = np.round(pixels[in_front]).astype(int)
+        ok = (px[:, 0] >= 0) & (px[:, 0] < small_w) & (px[:, 1] >= 0) & (px[:, 1] < small_h)
+        seeds = np.zeros(shape, np.uint8)
+        seeds[px[ok, 1], px[ok, 0]] = 1
+        seeds = cv2.dilate(seeds, np.ones((3, 3), np.uint8)).astype(bool)
+        labels[seeds & near] = cv2.GC_PR_FGD
+    has_background = np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any()
+    if not (labels == cv2.GC_PR_FGD).any() or not has_background:
+        return np.zeros((height, width), np.uint8)
+
+    seeded = labels == cv2.GC_PR_FGD
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
+    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, GRABCUT_ITERATIONS,
+                cv2.GC_INIT_WITH_MASK)
+    fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+    fg = _keep_seeded_components(fg, seeded)
+    if scale < 1:
+        soft = cv2.resize(fg.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        return (soft >= 0.5).astype(np.uint8) * 255
+    return fg * 255
+
+
+def _keep_seeded_components(fg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Drops islands of foreground that touch no seed: stray patches of a similar colour."""
+    count, labels = cv2.connectedComponents(fg, connectivity=8)
+    if count <= 2:
+        return fg
+    keep = np.unique(labels[seeds & (fg > 0)])
+    keep = keep[keep > 0]
+    return np.isin(labels, keep).astype(np.uint8)
+
+
+HULL_MAX_RESOLUTION = 128
+"""At most this many voxels along the longest side of the box for the visual hull."""
+HULL_AGREEMENT = 0.8
+"""A voxel stays in the hull when this share of the photos that see it call it product."""
+
+
+def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
+                       cameras: list[Intrinsics], box: ProductBox) -> list[np.ndarray]:
+    """Makes per-photo masks agree with each other through the product's visual hull.
+
+    GrabCut works photo by photo and on colour alone, so a product that shares colours
+    with its surroundings gets holes in some photos and stray patches in others. A voxel
+    of the box stays when most photos that see it call it product; the hull then fills
+    each mask's holes (its eroded projection is product) and bounds its edges (only
+    GrabCut's pixels near the hull's projection are kept).
+    """
+    extent = box.hi - box.lo
+    # About one voxel per 4 pixels of the photos: finer would not change the masks.
+    resolution = int(np.clip(max(masks[0].shape) // 4, 32, HULL_MAX_RESOLUTION))
+    step = extent.max() / resolution
+    axes = [box.lo[i] + (np.arange(max(2, round(extent[i] / step))) + 0.5) * step
+            for i in range(3)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    votes = np.zeros(len(grid), np.int32)
+    seen = np.zeros(len(grid), np.int32)
+    for mask, c2w, camera in zip(masks, poses, cameras, strict=True):
+        pixels, in_front = project(grid, c2w, camera)
+        px = np.round(pixels).astype(np.int64)
+        h, w = mask.shape
+        ok = in_front & (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        seen += ok
+        votes[ok] += mask[px[ok, 1], px[ok, 0]] > 127
+    kept = grid[(seen > 0) & (votes >= HULL_AGREEMENT * seen)]
+    if len(kept) == 0:
+        return masks
+
+    refined = []
+    voxel = step * 0.5
+    for mask, c2w, camera in zip(masks, poses, cameras, strict=True):
+        hull = _splat(kept, voxel, c2w, camera, mask.shape)
+        radius = max(2, round(0.01 * max(mask.shape)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        inner = cv2.erode(hull, kernel) > 0
+        band = cv2.dilate(hull, kernel) > 0
+        refined.append((((mask > 127) & band) | inner).astype(np.uint8) * 255)
+    return refined
+
+
+def _splat(points: np.ndarray, half_size: float, c2w: np.ndarray, camera: Intrinsics,
+           shape: tuple[int, int]) -> np.ndarray:
+    """The projection (H,W uint8 0/1) of cubes of half-size `half_size` at `points`."""
+    pixels, in_front = project(points, c2w, camera)
+    depth = (points - c2w[:3, 3]) @ c2w[:3, 2]
+    # Each voxel covers about focal * size / depth pixels; draw it as a disk that wide.
+    radius = np.maximum(1, np.ceil(camera.fx * half_size * 1.2 / np.maximum(depth, 1e-6)))
+    out = np.zeros(shape, np.uint8)
+    h, w = shape
+    for r in np.unique(radius[in_front]):
+        sel = in_front & (radius == r)
+        px = np.round(pixels[sel]).astype(np.int64)
+        ok = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        layer = np.zeros(shape, np.uint8)
+        layer[px[ok, 1], px[ok, 0]] = 1
+        k = int(2 * r + 1)
+        out |= cv2.dilate(layer, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return out

@@ -1,0 +1,271 @@
+"""The render stage: transparent RGBA frames all around the product, from the trained NeRF.
+
+Only pixels whose ray crosses the product's crop box are rendered; the rest of the frame
+stays transparent without any work. Rays go through the model in chunks sized to the
+device's free memory. A frame's alpha is the NeRF's accumulation; its colour is the NeRF's
+colour over a black background divided by that alpha (PNG stores straight alpha).
+
+Writes WS/frames/batch_00.zip, batch_01.zip, … (frame_0000.png, … inside) and
+WS/frames/manifest.json.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import shutil
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .device import available_memory_bytes, pick_device
+from .errors import InputError, ResourceError
+from .masks import ProductBox
+from .orbit import OrbitFrame, framing, orbit
+from .presets import DEFAULT_PRESET, get_preset
+from .product import load_product
+from .progress import Progress, write_json_atomic
+from .train import checkpoint_dir, latest_checkpoint, model_base_dir, read_train_state
+from .trainset import TRANSFORMS_NAME
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+FRAME_NAME = "frame_{:04d}.png"
+BATCH_NAME = "batch_{:02d}.zip"
+DEFAULT_FRAMES = 1440
+DEFAULT_BATCH_SIZE = 100
+MIN_SIZE = 16
+HOST_BYTES_PER_PIXEL = 96
+"""Host memory per frame pixel: ray origins and directions, outputs, the RGBA image."""
+BYTES_PER_SAMPLE = 3072
+"""Device memory per sample along a ray while the model evaluates it (measured with margin)."""
+ALPHA_FLOOR = 1.0 / 255
+"""Accumulation below this is transparent: haze a PNG could not show anyway."""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    frames: int
+    size: int
+    batches: list[Path]
+    seconds: float
+    rays: int
+    manifest: Path
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.seconds / max(1, self.frames)
+
+    def summary_line(self) -> str:
+        return (f"Rendered {self.frames} frames of {self.size}×{self.size} px in "
+                f"{len(self.batches)} batches in {self.seconds:.0f} s "
+                f"({self.seconds_per_frame:.2f} s/frame, {self.rays / max(self.seconds, 1e-9):.0f} "
+                "rays/s).")
+
+
+def check_frame_size(size: int, device: str) -> None:
+    """Fails with a clear message when a `size`×`size` frame cannot fit in memory."""
+    if size < MIN_SIZE:
+        raise InputError(f"--size must be at least {MIN_SIZE} pixels.")
+    free = available_memory_bytes("cpu")
+    need = size * size * HOST_BYTES_PER_PIXEL
+    if need > free // 2:
+        largest = int(math.sqrt(free // 2 / HOST_BYTES_PER_PIXEL))
+        raise ResourceError(
+            f"A {size}×{size} px frame needs about {need / 2**30:.1f} GiB of memory and "
+            f"{free / 2**30:.1f} GiB is free: choose --size {largest} or less.")
+
+
+def chunk_rays(device: str, samples_per_ray: int) -> int:
+    """Rays per model call so one call uses at most a quarter of the free device memory."""
+    free = available_memory_bytes(device)
+    rays = free // 4 // (samples_per_ray * BYTES_PER_SAMPLE)
+    return int(max(1024, min(1 << 18, rays)) // 1024 * 1024)
+
+
+def load_pipeline(ws: Workspace, device: str) -> tuple[Any, int]:
+    """The trained nerfstudio pipeline from WS/model/, in eval mode, and its step."""
+    import yaml
+
+    from .nerfstudio_compat import load_checkpoint
+
+    checkpoint = latest_checkpoint(ws)
+    config_path = model_base_dir(ws) / "config.yml"
+    if checkpoint is None or not config_path.exists():
+        raise InputError(f"The workspace {ws.root} has no trained NeRF yet: run the train "
+                         "stage first (python -m pipeline.engine train --workspace WS).")
+    # nerfstudio's own config format; the file is ours, written by the train stage.
+    config = yaml.load(config_path.read_text(), Loader=yaml.Loader)
+    # The workspace may have moved (local disk vs. the Modal volume): point at it again.
+    config.output_dir = ws.root
+    config.pipeline.datamanager.data = None
+    config.pipeline.datamanager.dataparser.data = ws.dataset_dir / TRANSFORMS_NAME
+    config.load_dir = checkpoint_dir(ws)
+    config.machine.device_type = device
+    pipeline = config.pipeline.setup(device=device, test_mode="inference")
+    state = load_checkpoint(checkpoint)
+    pipeline.load_pipeline(state["pipeline"], state["step"])
+    pipeline.eval()
+    return pipeline, int(state["step"])
+
+
+def render(
+    ws: Workspace,
+    *,
+    frames: int | None = None,
+    rows: int = 1,
+    size: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> RenderResult:
+    """Renders `rows` turns of `frames` frames each around the product into WS/frames/."""
+    started = time.monotonic()
+    device = pick_device()
+    product = load_product(ws)
+    state = read_train_state(ws) or {}
+    preset = get_preset(state.get("trained_on", {}).get("preset", DEFAULT_PRESET), device)
+    frames = preset.frames if frames is None else frames
+    size = preset.frame_size if size is None else size
+    if frames < 1:
+        raise InputError("--frames must be at least 1.")
+    if rows < 1:
+        raise InputError("--rows must be at least 1.")
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1.")
+    check_frame_size(size, device)
+
+    import torch
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"nerfstudio\.")
+    pipeline, step = load_pipeline(ws, device)
+    model = pipeline.model
+    box = product.crop_box
+    focal, distance = framing(box, product.camera_distance, size)
+    path = orbit(product.elevation_deg, distance, frames, rows)
+    samples = sum(model.config.num_proposal_samples_per_ray) + model.config.num_nerf_samples_per_ray
+    chunk = chunk_rays(device, samples)
+    log.info("rendering %d frames of %d px on %s, %d rays per chunk", len(path), size, device,
+             chunk)
+
+    frames_dir = ws.frames_dir
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    frames_dir.mkdir(parents=True)
+    entries: list[dict[str, Any]] = []
+    batches: list[Path] = []
+    rays_total = 0
+    archive: zipfile.ZipFile | None = None
+    with torch.no_grad():
+        for frame in path:
+            batch = frame.index // batch_size
+            if archive is None:
+                batches.append(frames_dir / BATCH_NAME.format(batch))
+                archive = zipfile.ZipFile(_partial(batches[-1]), "w", zipfile.ZIP_STORED)
+            rgba, rays = render_frame(model, frame, box, focal, size, chunk, device)
+            rays_total += rays
+            name = FRAME_NAME.format(frame.index)
+            archive.writestr(name, _png_bytes(rgba))
+            entries.append({"index": frame.index, "file": name, "batch": batches[-1].name,
+                            "row": frame.row, "azimuth_deg": frame.azimuth_deg,
+                            "elevation_deg": frame.elevation_deg})
+            if (frame.index + 1) % batch_size == 0 or frame.index == len(path) - 1:
+                archive.close()
+                archive = None
+                _partial(batches[-1]).rename(batches[-1])
+            if progress is not None:
+                done = frame.index + 1
+                progress.update(done / len(path), f"frame {done}/{len(path)}",
+                                frames_done=done, frames=len(path))
+
+    manifest = {
+        "count": len(path), "frames_per_row": frames, "rows": rows, "width": size,
+        "height": size, "format": "png", "alpha": "straight", "batch_size": batch_size,
+        "batches": [b.name for b in batches], "focal_px": round(focal, 3),
+        "camera_distance": round(distance, 4), "model_step": step, "frames": entries,
+    }
+    write_json_atomic(ws.manifest_json, manifest)
+    return RenderResult(len(path), size, batches, time.monotonic() - started, rays_total,
+                        ws.manifest_json)
+
+
+def frame_rays(frame: OrbitFrame, box: ProductBox, focal: float, size: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rays of a frame that cross the box: pixel indices (M,), origins, directions,
+    and the entry and exit distances along each ray."""
+    c2w = frame.c2w
+    corners = np.array([[x, y, z] for x in (box.lo[0], box.hi[0]) for y in (box.lo[1], box.hi[1])
+                        for z in (box.lo[2], box.hi[2])])
+    cam = (corners - c2w[:3, 3]) @ c2w[:3, :3]  # into camera axes (OpenGL: looking down -z)
+    depth = np.maximum(-cam[:, 2], 1e-6)
+    u = size / 2 + focal * cam[:, 0] / depth
+    v = size / 2 - focal * cam[:, 1] / depth
+    # Only the projected box's bounding rectangle gets rays at all.
+    x0, x1 = max(0, int(np.floor(u.min()))), min(size, int(np.ceil(u.max())) + 1)
+    y0, y1 = max(0, int(np.floor(v.min()))), min(size, int(np.ceil(v.max())) + 1)
+    if x0 >= x1 or y0 >= y1:
+        empty = np.zeros((0, 3))
+        return np.zeros(0, np.int64), empty, empty, np.zeros(0), np.zeros(0)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    xs, ys = xs.ravel(), ys.ravel()
+    d_cam = np.stack([(xs + 0.5 - size / 2) / focal, -(ys + 0.5 - size / 2) / focal,
+                      -np.ones(len(xs))], axis=1)
+    dirs = d_cam @ c2w[:3, :3].T
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    origin = c2w[:3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (box.lo - origin) / dirs
+        t2 = (box.hi - origin) / dirs
+    near = np.nanmax(np.minimum(t1, t2), axis=1)
+    far = np.nanmin(np.maximum(t1, t2), axis=1)
+    hit = far > np.maximum(near, 0.0)
+    pixels = (ys * size + xs)[hit]
+    origins = np.broadcast_to(origin, (int(hit.sum()), 3))
+    return pixels, origins, dirs[hit], np.maximum(near[hit], 0.0), far[hit]
+
+
+def render_frame(model: Any, frame: OrbitFrame, box: ProductBox, focal: float, size: int,
+                 chunk: int, device: str) -> tuple[np.ndarray, int]:
+    """(RGBA uint8 (size,size,4), rays rendered) for one orbit camera."""
+    import torch
+    from nerfstudio.cameras.rays import RayBundle
+
+    pixels, origins, dirs, near, far = frame_rays(frame, box, focal, size)
+    rgba = np.zeros((size * size, 4), np.float32)
+    for start in range(0, len(pixels), chunk):
+        sl = slice(start, start + chunk)
+        n = len(pixels[sl])
+
+        def column(a: np.ndarray, sl: slice = sl, n: int = n) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a[sl]), dtype=torch.float32,
+                                   device=device).reshape(n, -1)
+
+        bundle = RayBundle(
+            origins=column(origins), directions=column(dirs),
+            pixel_area=torch.full((n, 1), 1.0 / focal**2, device=device),
+            camera_indices=torch.zeros((n, 1), dtype=torch.long, device=device),
+            nears=column(near), fars=column(far))
+        out = model(bundle)
+        acc = out["accumulation"].float().clamp(0, 1).cpu().numpy().reshape(n)
+        rgb = out["rgb"].float().cpu().numpy().reshape(n, 3)
+        rgba[pixels[sl], :3] = rgb / np.maximum(acc, 1e-6)[:, None]
+        rgba[pixels[sl], 3] = np.where(acc < ALPHA_FLOOR, 0.0, acc)
+    image = np.clip(np.round(rgba * 255), 0, 255).astype(np.uint8).reshape(size, size, 4)
+    image[image[..., 3] == 0] = 0
+    return image, len(pixels)
+
+
+def _png_bytes(rgba: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".part")

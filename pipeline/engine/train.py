@@ -1,0 +1,284 @@
+"""The train stage: masks, then nerfacto (nerfstudio's Python API) on the masked photos.
+
+Writes, under WS/model/:
+  nerfacto/config.yml                     nerfstudio's config (loads with its own tools)
+  nerfacto/nerfstudio_models/step-*.ckpt  the latest checkpoint
+  train.json                              preset, device, steps done, what was trained on
+  loss.json                               [[step, loss], …] for a loss curve
+A new run with the same preset resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .device import pick_device
+from .errors import InputError
+from .presets import DEFAULT_PRESET, Preset, get_preset
+from .product import load_product
+from .progress import Progress, write_json_atomic
+from .trainset import TRANSFORMS_NAME, prepare_training_set
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+METHOD_DIR = "nerfacto"
+MASKS_SHARE = 0.05
+"""Share of the train stage's progress bar given to building the masks."""
+LOSS_POINTS = 500
+"""About this many points are kept in loss.json, however long the training."""
+
+
+def model_base_dir(ws: Workspace) -> Path:
+    return ws.model_dir / METHOD_DIR
+
+
+def checkpoint_dir(ws: Workspace) -> Path:
+    return model_base_dir(ws) / "nerfstudio_models"
+
+
+def latest_checkpoint(ws: Workspace) -> Path | None:
+    found = sorted(checkpoint_dir(ws).glob("step-*.ckpt"))
+    return found[-1] if found else None
+
+
+def train_state_path(ws: Workspace) -> Path:
+    return ws.model_dir / "train.json"
+
+
+def loss_path(ws: Workspace) -> Path:
+    return ws.model_dir / "loss.json"
+
+
+def read_train_state(ws: Workspace) -> dict[str, Any] | None:
+    try:
+        return json.loads(train_state_path(ws).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    preset: str
+    device: str
+    steps: int
+    """Training steps done in total, resumed ones included."""
+    photos: int
+    loss: float | None
+    seconds: float
+    seconds_per_step: float | None
+    checkpoint: Path
+    resumed_from: int | None
+
+    def summary_line(self) -> str:
+        resumed = f", resumed at step {self.resumed_from}" if self.resumed_from else ""
+        loss = f", final loss {self.loss:.4f}" if self.loss is not None else ""
+        rate = f" ({self.seconds_per_step:.2f} s/step)" if self.seconds_per_step else ""
+        return (f"Trained {self.steps} steps on {self.photos} photos with the {self.preset} "
+                f"preset on {self.device} in {self.seconds:.0f} s{rate}{loss}{resumed}.")
+
+
+def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: int) -> Any:
+    """nerfstudio's TrainerConfig for nerfacto on WS/dataset/transforms_train.json."""
+    from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+    from nerfstudio.configs.base_config import LocalWriterConfig, LoggingConfig, MachineConfig
+    from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+    from nerfstudio.engine.optimizers import AdamOptimizerConfig
+    from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+    from nerfstudio.engine.trainer import TrainerConfig
+    from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+
+    from .nerf_model import ProductNerfactoModelConfig
+
+    transforms = ws.dataset_dir / TRANSFORMS_NAME
+    dataparser = NerfstudioDataParserConfig(
+        data=transforms,
+        # The colmap stage already normalized the frame: keep it, so rendering cameras and
+        # the product's box from object.json stay valid as they are.
+        orientation_method="none",
+        center_method="none",
+        auto_scale_poses=False,
+        scale_factor=1.0,
+        downscale_factor=1,
+        # Every photo trains; we evaluate against held-out views in the benchmark instead.
+        eval_mode="all",
+    )
+    model = ProductNerfactoModelConfig(
+        product_box=box,
+        eval_num_rays_per_chunk=1 << 14,
+        average_init_density=0.01,
+        num_proposal_samples_per_ray=preset.proposal_samples,
+        num_nerf_samples_per_ray=preset.nerf_samples,
+        log2_hashmap_size=preset.log2_hashmap_size,
+        max_res=preset.max_res,
+        proposal_weights_anneal_max_num_iters=min(1000, max(1, iterations // 2)),
+        implementation="tcnn" if preset.device == "cuda" else "torch",
+        camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"),
+    )
+    decay = {"optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15),
+             "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=200000)}
+    return TrainerConfig(
+        method_name=METHOD_DIR,
+        experiment_name=ws.model_dir.name,
+        output_dir=ws.root,
+        timestamp="",
+        max_num_iterations=iterations,
+        steps_per_save=10**9,  # we save on a timer and at the end
+        mixed_precision=preset.device == "cuda",
+        machine=MachineConfig(device_type=preset.device, num_devices=1),
+        vis="tensorboard",
+        logging=LoggingConfig(local_writer=LocalWriterConfig(enable=False), profiler="none"),
+        pipeline=VanillaPipelineConfig(
+            datamanager=VanillaDataManagerConfig(
+                dataparser=dataparser,
+                train_num_rays_per_batch=preset.rays_per_batch,
+                eval_num_rays_per_batch=preset.rays_per_batch,
+            ),
+            model=model,
+        ),
+        optimizers={
+            "proposal_networks": dict(decay),
+            "fields": dict(decay),
+            "camera_opt": {
+                "optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=5000),
+            },
+        },
+    )
+
+
+def train(
+    ws: Workspace,
+    *,
+    preset: str = DEFAULT_PRESET,
+    iterations: int | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Builds the masks and trains nerfacto in WS/model/, resuming where it stopped."""
+    started = time.monotonic()
+    if iterations is not None and iterations < 1:
+        raise InputError("--iterations must be at least 1.")
+    device = pick_device()
+    p = get_preset(preset, device)
+    total = iterations or p.iterations
+    product = load_product(ws)
+    box = tuple(tuple(float(v) for v in corner)
+                for corner in (product.crop_box.lo, product.crop_box.hi))
+    trained_on = {"preset": p.name, "device": device, "image_size": p.image_size,
+                  "max_photos": p.max_photos, "box": box,
+                  "poses_mtime": ws.transforms_json.stat().st_mtime}
+
+    previous = read_train_state(ws)
+    checkpoint = latest_checkpoint(ws)
+    resumable = (checkpoint is not None and previous is not None
+                 and previous.get("trained_on") == json.loads(json.dumps(trained_on))
+                 and (ws.dataset_dir / TRANSFORMS_NAME).exists())
+    if resumable:
+        photos = int(previous["photos"])
+        _report(progress, MASKS_SHARE, f"resuming from {checkpoint.name}")
+    else:
+        shutil.rmtree(model_base_dir(ws), ignore_errors=True)
+        loss_path(ws).unlink(missing_ok=True)
+        training_set = prepare_training_set(
+            ws, product.crop_box, image_size=p.image_size, max_photos=p.max_photos,
+            report=lambda f, msg: _report(progress, MASKS_SHARE * f, msg))
+        photos = len(training_set.names)
+        write_json_atomic(train_state_path(ws), {
+            "status": "training", "trained_on": trained_on, "photos": photos,
+            "names": training_set.names, "mask_coverage": training_set.coverage, "step": 0,
+            "preset": asdict(p)})
+
+    from .nerfstudio_compat import allow_checkpoint_loading
+
+    allow_checkpoint_loading()
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(nerfstudio|torch)\.")
+    config = build_trainer_config(ws, p, box, total)
+    if resumable:
+        config.load_dir = checkpoint_dir(ws)
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    # nerfstudio keeps the step to resume from in this attribute after loading a checkpoint.
+    start = int(getattr(trainer, "_start_step", 0))
+    history = _read_history(ws) if resumable else []
+    result_loss, loop_seconds = _train_loop(ws, trainer, start, total, p, history, progress)
+    elapsed = time.monotonic() - started
+
+    steps_now = max(start, total)
+    final = latest_checkpoint(ws)
+    assert final is not None
+    state = read_train_state(ws) or {}
+    state.update(status="trained", step=steps_now, seconds=round(elapsed, 1))
+    write_json_atomic(train_state_path(ws), state)
+    ran = total - start
+    return TrainResult(
+        preset=p.name, device=device, steps=steps_now, photos=photos, loss=result_loss,
+        seconds=elapsed, seconds_per_step=(loop_seconds / ran) if ran > 0 else None,
+        checkpoint=final, resumed_from=start if resumable else None)
+
+
+def _train_loop(ws: Workspace, trainer: Any, start: int, total: int, preset: Preset,
+                history: list[list[float]], progress: Progress | None
+                ) -> tuple[float | None, float]:
+    """Steps `start`…`total`-1 as nerfstudio's Trainer.train does them, reporting each."""
+    from nerfstudio.engine.callbacks import TrainingCallbackLocation
+
+    every = max(1, total // LOSS_POINTS)
+    last_save = time.monotonic()
+    loop_started = time.monotonic()
+    loss_value: float | None = history[-1][1] if history else None
+    step = start - 1
+    for step in range(start, total):
+        trainer.pipeline.train()
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        loss, _loss_dict, _metrics = trainer.train_iteration(step)
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise InputError("Training diverged (the loss is not a number). Run the train "
+                             "stage again; if it repeats, re-take the photos with even light.")
+        if step % every == 0 or step == total - 1:
+            history.append([step, round(loss_value, 6)])
+        done = step + 1
+        _report(progress, MASKS_SHARE + (1 - MASKS_SHARE) * done / total,
+                f"step {done}/{total}, loss {loss_value:.4f}", step=done, iterations=total,
+                loss=round(loss_value, 5))
+        if time.monotonic() - last_save > preset.checkpoint_every_s and done < total:
+            _save(ws, trainer, step, history)
+            last_save = time.monotonic()
+    loop_seconds = time.monotonic() - loop_started
+    if step >= start or latest_checkpoint(ws) is None:
+        _save(ws, trainer, max(step, start - 1, 0), history)
+    return loss_value, loop_seconds
+
+
+def _save(ws: Workspace, trainer: Any, step: int, history: list[list[float]]) -> None:
+    trainer.save_checkpoint(step)
+    write_json_atomic(loss_path(ws), history)
+    state = read_train_state(ws)
+    if state is not None:
+        state["step"] = step + 1
+        write_json_atomic(train_state_path(ws), state)
+
+
+def _read_history(ws: Workspace) -> list[list[float]]:
+    try:
+        return [list(x) for x in json.loads(loss_path(ws).read_text())]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+
+
+def _report(progress: Progress | None, fraction: float, message: str, **metrics: Any) -> None:
+    if progress is not None:
+        progress.update(fraction, message, **metrics)
