@@ -161,6 +161,23 @@ MODAL_TOKEN_SECRET = os.environ.get("MODAL_TOKEN_SECRET", "")
 MODAL_APP_NAME = os.environ.get("MODAL_APP_NAME", "nerf-prod" if PRODUCTION else "nerf-dev")
 MODAL_VOLUME_CLEANUP_HOURS = env_int("MODAL_VOLUME_CLEANUP_HOURS", 48)
 
+# --- Jobs (pipeline.tasks) ----------------------------------------------------------
+JOB_MIN_PHOTOS = env_int("JOB_MIN_PHOTOS", 8)
+# Seconds each engine stage may run before it is stopped and the job fails.
+JOB_STAGE_TIME_LIMITS = {
+    "colmap": env_int("JOB_COLMAP_TIME_LIMIT", 3600),
+    "train": env_int("JOB_TRAIN_TIME_LIMIT", 3 * 3600),
+    "render": env_int("JOB_RENDER_TIME_LIMIT", 90 * 60),
+}
+# A running job whose worker has not written a heartbeat for this long is stale (the
+# worker died): the recovery schedule resumes it ("resume") or fails it ("fail").
+JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 120)
+JOB_STALE_ACTION = os.environ.get("JOB_STALE_ACTION", "resume").strip().lower()
+if JOB_STALE_ACTION not in {"resume", "fail"}:
+    raise ImproperlyConfigured("JOB_STALE_ACTION must be 'resume' or 'fail'.")
+# Delete a job's workspace as soon as its frames and model are collected.
+CLEANUP_AFTER_COLLECT = env_bool("CLEANUP_AFTER_COLLECT")
+
 # --- Task queue (django-q2) ---------------------------------------------------------
 # ORM broker by default (no extra service); Redis when REDIS_URL is set. The timeout must
 # outlast the longest stage, and `retry` must be larger than `timeout` so the broker never
@@ -168,6 +185,8 @@ MODAL_VOLUME_CLEANUP_HOURS = env_int("MODAL_VOLUME_CLEANUP_HOURS", 48)
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 Q_BROKER = os.environ.get("Q_BROKER", "redis" if REDIS_URL else "orm").strip().lower()
 Q_TASK_TIMEOUT = env_int("Q_TASK_TIMEOUT", 6 * 3600)
+if sum(JOB_STAGE_TIME_LIMITS.values()) + 600 >= Q_TASK_TIMEOUT:
+    raise ImproperlyConfigured("Q_TASK_TIMEOUT must outlast all stage time limits together.")
 Q_CLUSTER = {
     "name": os.environ.get("Q_CLUSTER_NAME", "nerf"),
     "workers": env_int("Q_WORKERS", 2),

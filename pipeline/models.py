@@ -65,6 +65,29 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
 
+    # Worker bookkeeping. `source_job` makes a render-only job from a kept model.
+    source_job = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rerenders",
+        help_text="The trained job whose model this render-only job reuses.",
+    )
+    task_id = models.CharField("queue task id", max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker running the job."
+    )
+    backend_state = models.JSONField(
+        default=dict, blank=True,
+        help_text="The running stage's handle for its backend (pid, Modal call id).",
+    )
+    stage_log = models.JSONField(
+        default=list, blank=True,
+        help_text="One entry per stage run: stage, attempt, start, end, outcome.",
+    )
+    metrics = models.JSONField(
+        default=dict, blank=True,
+        help_text="Per-stage results from the engine (photos placed, loss, frames).",
+    )
+    gpu_seconds = models.FloatField(default=0.0)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -96,3 +119,21 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_render_only(self) -> bool:
+        return self.source_job_id is not None
+
+    @property
+    def planned_stages(self) -> tuple[str, ...]:
+        """The stages this job runs, in order: a re-render skips poses and training."""
+        if self.is_render_only:
+            return (self.Stage.RENDER, self.Stage.FINALIZE)
+        return self.STAGES
+
+    def stage_times(self) -> list[tuple[str, object, object]]:
+        """(stage, started_at, finished_at) for each planned stage."""
+        return [
+            (stage, getattr(self, f"{stage}_started_at"), getattr(self, f"{stage}_finished_at"))
+            for stage in self.planned_stages
+        ]
