@@ -24,14 +24,15 @@ from typing import Any
 ENGINE_STAGES = ("colmap", "train", "render")
 
 # What `render` needs from a trained job, relative to the workspace: kept in
-# MODEL_STORAGE_PATH after training so a job can be rendered again after cleanup.
-MODEL_FILES = ("model", "dataset/transforms.json")
+# MODEL_STORAGE_PATH after training so a job can be rendered again after cleanup
+# (nerfstudio config + checkpoint + object.json under model/, and the poses it loads).
+MODEL_FILES = ("model", "dataset/transforms.json", "dataset/transforms_train.json")
 
 # Which workspace paths prove that a stage has finished (used by retry and by
-# rerender to decide what can be reused).
+# rerender to decide what can be reused). Layout: pipeline.engine.train / render.
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "colmap": ("dataset/transforms.json", "model/object.json"),
-    "train": ("model/config.yml",),
+    "train": ("model/nerfacto/config.yml", "model/train.json"),
     "render": ("frames/manifest.json",),
 }
 

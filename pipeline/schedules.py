@@ -1,0 +1,30 @@
+"""The django-q2 schedules the pipeline needs, created (or corrected) after migrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEDULES: dict[str, dict[str, Any]] = {
+    "pipeline: recover stale jobs": {
+        "func": "pipeline.recovery.recover_stale_jobs", "minutes": 1,
+    },
+    "pipeline: clean up job workspaces": {
+        "func": "pipeline.cleanup.cleanup_workspaces", "minutes": 60,
+    },
+}
+
+
+def ensure_schedules(**_: Any) -> None:
+    """Idempotent: one Schedule per name, with the func and interval above."""
+    from django_q.models import Schedule
+
+    for name, spec in SCHEDULES.items():
+        schedule, created = Schedule.objects.get_or_create(
+            name=name, defaults={"func": spec["func"], "schedule_type": Schedule.MINUTES,
+                                 "minutes": spec["minutes"], "repeats": -1},
+        )
+        if not created and (schedule.func, schedule.minutes, schedule.schedule_type) != (
+                spec["func"], spec["minutes"], Schedule.MINUTES):
+            schedule.func, schedule.minutes = spec["func"], spec["minutes"]
+            schedule.schedule_type, schedule.repeats = Schedule.MINUTES, -1
+            schedule.save()

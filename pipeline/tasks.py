@@ -1,0 +1,380 @@
+"""The django-q2 task that drives one job through its stages on a backend.
+
+`run_job(job_id, attempt)` claims the job with a compare-and-set (queued → running, for
+that attempt), so a second delivery of the same task, or an old task after a retry,
+does nothing: a stage never runs twice at once. Every write while running is conditioned
+on (status=running, attempts=attempt); when it matches no row the job was cancelled or
+handed to another worker, and this one stops its stage and leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from pipeline import costs
+from pipeline.backends import Backend, BackendError, StageStatus, get_backend
+from pipeline.models import Job
+from pipeline.previews import FramesError, build_site_frames
+from pipeline.services import (
+    job_frames_dir,
+    job_model_dir,
+    min_photos,
+    model_is_kept,
+    usable_photos,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+SAVE_INTERVAL_S = 2.0  # progress reaches the database at most this often
+# Share of the overall progress bar each stage takes.
+STAGE_WEIGHTS = {"colmap": 0.10, "train": 0.60, "render": 0.25, "finalize": 0.05}
+
+Listener = Callable[[Job], None]
+
+
+def run_job(job_id: str, attempt: int) -> str:
+    """The worker task. Returns the job's final status (django-q keeps it as the result)."""
+    runner = JobRunner.claim(job_id, attempt)
+    if runner is None:
+        return "skipped"
+    return runner.run()
+
+
+class JobStopped(Exception):
+    """The job was cancelled or taken over while this worker ran it."""
+
+
+class StageFailed(Exception):
+    """A stage ended without its result; the message is the user-facing reason."""
+
+
+class JobRunner:
+    def __init__(self, job: Job, backend: Backend, listener: Listener | None = None) -> None:
+        self.job = job
+        self.backend = backend
+        self.listener = listener
+        self.job_id = str(job.pk)
+        self.attempt = job.attempts
+        self._last_save = 0.0
+        self._estimate = self._estimate_seconds()
+
+    @classmethod
+    def claim(cls, job_id: str, attempt: int, listener: Listener | None = None
+              ) -> JobRunner | None:
+        """Take the queued job for this attempt, or None when it is not ours to run."""
+        now = timezone.now()
+        claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED,
+                                     attempts=attempt).update(
+            status=Job.Status.RUNNING, heartbeat_at=now, updated_at=now,
+            started_at=now, message="Starting.",
+        )
+        if not claimed:
+            log.info("job %s attempt %s is not queued any more; skipping", job_id, attempt)
+            return None
+        job = Job.objects.select_related("product", "source_job").get(pk=job_id)
+        try:
+            backend = get_backend(job.backend)
+        except BackendError as exc:
+            Job.objects.filter(pk=job_id, attempts=attempt).update(
+                status=Job.Status.FAILED, error=str(exc), message="Failed.",
+                finished_at=timezone.now())
+            return None
+        return cls(job, backend, listener)
+
+    # -- the stages ---------------------------------------------------------------------
+    def run(self) -> str:
+        try:
+            for stage in self.stages_to_run():
+                if stage == Job.Stage.FINALIZE:
+                    self.finalize()
+                else:
+                    self.run_stage(stage)
+        except JobStopped:
+            log.info("job %s stopped (cancelled or taken over)", self.job_id)
+        except (StageFailed, BackendError, FramesError) as exc:
+            self.fail(str(exc))
+        except Exception as exc:  # never leave a job "running" behind
+            log.exception("job %s crashed in the worker", self.job_id)
+            self.stop_stage()
+            self.fail(f"Unexpected error in the worker during {self.job.stage}: {exc!r}. "
+                      "Retry the job; if it happens again, contact support.")
+        self.job.refresh_from_db()
+        self._notify()
+        return self.job.status
+
+    def stages_to_run(self) -> list[str]:
+        """From the first stage whose result is not there any more, to the end."""
+        job, kept = self.job, model_is_kept(self.job.source_job or self.job)
+        planned = list(job.planned_stages)
+        for i, stage in enumerate(planned):
+            if getattr(job, f"{stage}_finished_at") is None:
+                return planned[i:]
+            if stage in ("colmap", "train") and not (
+                    self.backend.has_outputs(self.job_id, stage) or kept):
+                return planned[i:]
+            if stage == "render" and not self.backend.has_outputs(self.job_id, stage):
+                return planned[i:]
+        return [Job.Stage.FINALIZE]
+
+    def run_stage(self, stage: str) -> None:
+        before = self._before_stage(stage)
+        args = self._stage_args(stage)
+        started = timezone.now()
+        entry = {"stage": stage, "attempt": self.attempt, "started_at": started.isoformat(),
+                 "finished_at": None, "outcome": "running"}
+        self.job.stage_log = [*self.job.stage_log, entry]
+        self._save(force=True, stage=stage, stage_progress=0.0,
+                   progress=self._overall(stage, 0.0), message=before,
+                   eta_seconds=self._eta(stage, None, 0.0),
+                   stage_log=self.job.stage_log, **{f"{stage}_started_at": started})
+        handle = self.backend.start(
+            self.job_id, stage, args, time_limit=settings.JOB_STAGE_TIME_LIMITS[stage],
+            gpu_type=self.job.gpu_type or None)
+        self.job.backend_state = {"handle": handle}
+        self._save(force=True, backend_state=self.job.backend_state)
+
+        result = self.backend.poll(self.job_id, handle)
+        doc: dict[str, Any] | None = None
+        while not result.finished:
+            doc = self._progress_doc(stage, started) or doc
+            try:
+                self._save(**self._progress_fields(stage, doc))
+            except JobStopped:
+                self.backend.cancel(self.job_id, handle)
+                self._close_entry(entry, "cancelled", write_only=True)
+                raise
+            time.sleep(POLL_INTERVAL_S)
+            result = self.backend.poll(self.job_id, handle)
+
+        doc = self._progress_doc(stage, started) or doc
+        finished = timezone.now()
+        gpu = (result.seconds or (finished - started).total_seconds()) \
+            if self.job.backend != Job.Backend.LOCAL and stage != "colmap" else 0.0
+        if result.status != StageStatus.SUCCEEDED:
+            self._close_entry(entry, "failed", exit_code=result.exit_code,
+                              error=result.error)
+            raise StageFailed(result.error or f"The {stage} stage failed.")
+        metrics = {**self.job.metrics, stage: (doc or {}).get("metrics", {})}
+        self._close_entry(entry, "succeeded", exit_code=result.exit_code)
+        self.job.metrics = metrics
+        self.job.gpu_seconds += gpu
+        self._save(force=True, stage_progress=1.0, progress=self._overall(stage, 1.0),
+                   message=(doc or {}).get("message") or f"{stage} done.",
+                   metrics=metrics, gpu_seconds=self.job.gpu_seconds, backend_state={},
+                   stage_log=self.job.stage_log, **{f"{stage}_finished_at": finished})
+        if stage == "train":
+            # Keep the model now, so the job can be rendered again even if rendering fails
+            # and the workspace is later cleaned up.
+            self._keep_model()
+
+    def finalize(self) -> None:
+        started = timezone.now()
+        self._save(force=True, stage=Job.Stage.FINALIZE, stage_progress=0.0,
+                   progress=self._overall("finalize", 0.0), message="Preparing the frames.",
+                   finalize_started_at=started)
+        dest = job_frames_dir(self.job)
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            self.backend.collect_frames(self.job_id, tmp / "batches")
+            manifest = build_site_frames(
+                tmp, on_progress=lambda f: self._save(
+                    stage_progress=f, progress=self._overall("finalize", f),
+                    message="Making web previews."),
+                extra={"job": self.job_id, "product": self.job.product_id},
+            )
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.rename(dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if not self.job.is_render_only and not model_is_kept(self.job):
+            self._keep_model()
+        finished = timezone.now()
+        cost = costs.cost_of(self.job.gpu_seconds, self.job.gpu_type
+                             if self.job.backend != Job.Backend.LOCAL else None)
+        done = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
+                                  attempts=self.attempt).update(
+            status=Job.Status.SUCCEEDED, stage=Job.Stage.DONE, stage_progress=1.0,
+            progress=1.0, eta_seconds=0, finalize_finished_at=finished,
+            finished_at=finished, updated_at=finished, heartbeat_at=finished,
+            actual_cost=cost, backend_state={},
+            message=f"Done: {manifest['count']} frames of {manifest['width']} px.",
+        )
+        if not done:
+            raise JobStopped
+        if settings.CLEANUP_AFTER_COLLECT:
+            self.backend.cleanup(self.job_id)
+
+    # -- pieces -------------------------------------------------------------------------
+    def _before_stage(self, stage: str) -> str:
+        """Put what the stage reads into the workspace; return the first message."""
+        if stage == "colmap":
+            self._pack_photos()
+            return "Finding where each photo was taken."
+        if stage == "render" and not self.backend.has_outputs(self.job_id, "train"):
+            source = self.job.source_job or self.job
+            if not model_is_kept(source):
+                raise StageFailed("The trained model of this job is gone; start a new job.")
+            self.backend.restore_model(self.job_id, job_model_dir(source))
+        return {"train": "Training the NeRF.", "render": "Rendering the frames."}[stage]
+
+    def _stage_args(self, stage: str) -> list[str]:
+        job = self.job
+        if stage == "train":
+            args = ["--preset", job.preset]
+            return args + ["--iterations", str(job.iterations)] if job.iterations else args
+        if stage == "render":
+            return ["--frames", str(job.frame_count), "--rows", str(job.frame_rows),
+                    "--size", str(job.frame_size)]
+        return []
+
+    def _pack_photos(self) -> None:
+        photos = usable_photos(self.job.product)
+        if len(photos) < min_photos():
+            raise StageFailed(
+                f"The product has {len(photos)} usable photos; at least {min_photos()} are "
+                "needed. Add photos taken all around the product and retry.")
+        with tempfile.TemporaryDirectory(prefix="nerf-images-") as tmp:
+            path = Path(tmp) / "images.zip"
+            # Photos are already compressed: store them. Names keep the capture order.
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+                for n, photo in enumerate(photos):
+                    suffix = Path(photo.image.name).suffix.lower() or ".jpg"
+                    with photo.image.open("rb") as fh:
+                        archive.writestr(f"{n:04d}_{photo.sha256[:8]}{suffix}", fh.read())
+            self.backend.prepare(self.job_id, path)
+
+    def _keep_model(self) -> None:
+        dest = job_model_dir(self.job)
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.backend.collect_model(self.job_id, tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+
+    def _progress_doc(self, stage: str, started: datetime) -> dict[str, Any] | None:
+        """progress.json when this run of `stage` wrote it (not a previous stage's)."""
+        doc = self.backend.read_progress(self.job_id)
+        if not doc or doc.get("stage") != stage:
+            return None
+        try:
+            written = datetime.fromisoformat(doc["updated_at"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return doc if written >= started else None
+
+    def _progress_fields(self, stage: str, doc: dict[str, Any] | None) -> dict[str, Any]:
+        if doc is None:
+            return {}
+        fraction = min(max(float(doc.get("stage_progress") or 0.0), 0.0), 1.0)
+        fields = {"stage_progress": fraction, "progress": self._overall(stage, fraction),
+                  "eta_seconds": self._eta(stage, doc.get("eta_seconds"), fraction)}
+        if doc.get("message"):
+            fields["message"] = str(doc["message"])[:500]
+        return fields
+
+    def _overall(self, stage: str, fraction: float) -> float:
+        planned = list(self.job.planned_stages)
+        total = sum(STAGE_WEIGHTS[s] for s in planned)
+        before = sum(STAGE_WEIGHTS[s] for s in planned[:planned.index(stage)])
+        return round(min((before + STAGE_WEIGHTS[stage] * fraction) / total, 1.0), 4)
+
+    def _estimate_seconds(self) -> dict[str, float]:
+        job = self.job
+        try:
+            return costs.estimate(
+                backend=job.backend, preset=job.preset,
+                photo_count=len(usable_photos(job.product)) if not job.is_render_only else 0,
+                frame_count=job.frame_count, frame_size=job.frame_size,
+                frame_rows=job.frame_rows, iterations=job.iterations,
+                gpu_type=job.gpu_type or None, stages=tuple(job.planned_stages),
+            ).stage_seconds
+        except ValueError:
+            return {}
+
+    def _eta(self, stage: str, stage_eta: float | None, fraction: float) -> int | None:
+        """The stage's own ETA (or the estimate's rest) plus the estimates of later ones."""
+        planned = list(self.job.planned_stages)
+        later = sum(self._estimate.get(s, 0.0) for s in planned[planned.index(stage) + 1:])
+        if stage_eta is None:
+            stage_eta = self._estimate.get(stage, 0.0) * (1 - fraction)
+        return round(float(stage_eta) + later)
+
+    def _save(self, *, force: bool = False, **fields: Any) -> None:
+        """Write fields and the heartbeat, at most every SAVE_INTERVAL_S unless forced.
+
+        Raises JobStopped when the job is no longer this worker's to run.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_save < SAVE_INTERVAL_S:
+            return
+        self._last_save = now
+        stamp = timezone.now()
+        updated = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
+                                     attempts=self.attempt).update(
+            heartbeat_at=stamp, updated_at=stamp, **fields)
+        if not updated:
+            raise JobStopped
+        for name, value in fields.items():
+            setattr(self.job, name, value)
+        self._notify()
+
+    def _close_entry(self, entry: dict[str, Any], outcome: str, *, write_only: bool = False,
+                     **extra: Any) -> None:
+        entry.update(finished_at=timezone.now().isoformat(), outcome=outcome,
+                     **{k: v for k, v in extra.items() if v not in (None, "")})
+        if write_only:  # the job is not ours to run any more: record, change nothing else
+            Job.objects.filter(pk=self.job_id, attempts=self.attempt).update(
+                stage_log=self.job.stage_log, backend_state={})
+
+    def stop_stage(self) -> None:
+        handle = (self.job.backend_state or {}).get("handle")
+        if handle:
+            try:
+                self.backend.cancel(self.job_id, handle)
+            except Exception:  # the job fails either way; this is best effort
+                log.exception("could not stop the stage of job %s", self.job_id)
+
+    def fail(self, reason: str) -> None:
+        now = timezone.now()
+        failed = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
+                                    attempts=self.attempt).update(
+            status=Job.Status.FAILED, error=reason[:5000], message=reason[:500],
+            eta_seconds=None, finished_at=now, updated_at=now, backend_state={},
+            stage_log=self.job.stage_log,
+        )
+        if not failed:  # cancelled meanwhile: keep its status, record what happened
+            Job.objects.filter(pk=self.job_id, attempts=self.attempt).update(
+                stage_log=self.job.stage_log, backend_state={})
+
+    def _notify(self) -> None:
+        if self.listener is not None:
+            self.listener(self.job)
+
+
+def requeue(job_id: str, attempt: int, message: str) -> bool:
+    """Hand a running job back to the queue as a new attempt (used by recovery)."""
+    from pipeline.services import _enqueue
+
+    now = timezone.now()
+    moved = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt).update(
+        status=Job.Status.QUEUED, attempts=F("attempts") + 1, message=message,
+        backend_state={}, heartbeat_at=None, updated_at=now,
+    )
+    if moved:
+        _enqueue(Job.objects.get(pk=job_id))
+    return bool(moved)
