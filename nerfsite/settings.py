@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "nerfsite",
     "products",
     "pipeline",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +239,17 @@ if PRODUCTION:
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Photo uploads (products/validation.py) -----------------------------------------
+PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 25 * 1024 * 1024)
+PHOTO_MIN_SHORT_SIDE = env_int("PHOTO_MIN_SHORT_SIDE", 640)
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 50_000_000)
+PHOTOS_PER_PRODUCT_MAX = env_int("PHOTOS_PER_PRODUCT_MAX", 300)
+ZIP_MAX_BYTES = env_int("ZIP_MAX_BYTES", 2 * 1024**3)
+ZIP_MAX_ENTRIES = env_int("ZIP_MAX_ENTRIES", 400)
+ZIP_MAX_UNCOMPRESSED_BYTES = env_int("ZIP_MAX_UNCOMPRESSED_BYTES", 3 * 1024**3)
+# One request may carry as many files as a product may hold.
+DATA_UPLOAD_MAX_NUMBER_FILES = PHOTOS_PER_PRODUCT_MAX
 
 # --- Logging: one structured line per record on the console -------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()

@@ -68,3 +68,10 @@ class Photo(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.width}×{self.height})"
+
+    @property
+    def thumbnail_url(self) -> str:
+        """A small JPEG beside the photo, made when it was uploaded (products.services)."""
+        from .services import thumbnail_name
+
+        return self.image.storage.url(thumbnail_name(self.image.name))
