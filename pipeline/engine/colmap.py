@@ -1,0 +1,428 @@
+"""The colmap stage: photos in, camera poses, a nerfstudio dataset and the product out.
+
+    photos ─ normalize ─▶ WS/images.zip, colmap/images/ (copies for features)
+           ─ extract ─ match ─ map (pycolmap) ─▶ colmap/{cameras,images,points3D}.bin
+           ─ locate the product, normalize ─▶ dataset/transforms.json, dataset/images/,
+                                              model/object.json, colmap/summary.json
+
+pycolmap's defaults are tuned for large, well-textured captures; product photos are few,
+often dark or glossy and far apart. The settings in `_extraction_options` and
+`_mapping_options` are what places every photo of such captures (see bench/poses.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dataset import Frame, Intrinsics, write_transforms
+from .errors import InputError
+from .images import Photo, normalize_photos, pack_zip, resize_photo
+from .progress import Progress, write_json_atomic
+from .scene import describe_object, locate_object, transform_points, transform_poses
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+EXHAUSTIVE_LIMIT = 60  # up to this many photos every pair is matched
+SEQUENTIAL_OVERLAP = 12  # neighbours in shooting order matched with each photo
+LOOP_SKELETON = 40  # photos spread over the set that are all matched with each other
+MIN_PLACED = 3
+FEW_KEYPOINTS = 300
+
+RETAKE_ADVICE = ("Retake them walking all around the product with a lot of overlap between "
+                 "shots (about 10° apart), in even light, against a background that is not "
+                 "plain, and avoid reflections.")
+
+# Share of the stage each step takes, for the progress bar.
+_STEPS = {"read": (0.0, 0.08), "extract": (0.08, 0.45), "match": (0.45, 0.75),
+          "map": (0.75, 0.95), "write": (0.95, 1.0)}
+
+
+@dataclass
+class PoseResult:
+    total: int
+    placed: int
+    mean_reprojection_error: float
+    unplaced: list[str]
+    matcher: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary_line(self) -> str:
+        line = (f"Placed {self.placed} of {self.total} photos, mean reprojection error "
+                f"{self.mean_reprojection_error:.2f} px.")
+        if self.unplaced:
+            line += " Not placed: " + ", ".join(self.unplaced) + "."
+        return line
+
+
+@dataclass(frozen=True)
+class _Input:
+    photo: Photo
+    colmap_name: str  # path under colmap/images/, one folder per camera when several
+
+
+def estimate_poses(
+    ws: Workspace,
+    images: Path | None = None,
+    max_image_size: int = 1600,
+    matcher: str = "auto",
+    progress: Progress | None = None,
+) -> PoseResult:
+    """Runs the whole stage on `images` (a folder or zip) or, without it, WS/images.zip.
+
+    Raises InputError with a message for the shop owner when the photos cannot be used.
+    """
+    import pycolmap
+
+    report = progress or Progress(ws.progress_json, "colmap", show_bar=False)
+    if matcher not in ("auto", "exhaustive", "sequential"):
+        raise InputError(f"Unknown matcher {matcher!r}: use auto, exhaustive or sequential.")
+    if max_image_size < 200:
+        raise InputError(f"--max-image-size {max_image_size} is too small: use 200 or more.")
+    pycolmap.set_random_seed(0)  # the same photos give the same poses
+    # COLMAP's own per-image log drowns the progress bar; -v (debug) brings it back.
+    pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 1
+    timings: dict[str, float] = {}
+
+    _step(report, "read", 0.0, "Reading the photos")
+    started = time.monotonic()
+    inputs = _prepare_photos(ws, images, max_image_size, report)
+    timings["read"] = time.monotonic() - started
+    total = len(inputs)
+    names = [i.photo.name for i in inputs]
+    report.update(report.fraction, total=total)
+
+    database = ws.colmap_dir / "database.db"
+    started = time.monotonic()
+    _extract(database, ws.colmap_dir / "images", inputs, report)
+    timings["extract"] = time.monotonic() - started
+
+    used = "exhaustive" if (matcher == "auto" and total <= EXHAUSTIVE_LIMIT) else matcher
+    used = "sequential" if used == "auto" else used
+    started = time.monotonic()
+    _match(database, ws.colmap_dir, [i.colmap_name for i in inputs], used, report)
+    timings["match"] = time.monotonic() - started
+
+    started = time.monotonic()
+    models = _map(database, ws.colmap_dir, total, report)
+    timings["map"] = time.monotonic() - started
+
+    _step(report, "write", 0.0, "Writing the dataset")
+    started = time.monotonic()
+    best = max(models, key=lambda r: r.num_reg_images(), default=None)
+    placed_names = _placed_names(best, inputs)
+    reasons = _reasons(database, inputs, placed_names, models)
+    error = float(best.compute_mean_reprojection_error()) if best is not None else 0.0
+    unplaced = [n for n in names if n not in placed_names]
+    result = PoseResult(total, len(placed_names), round(error, 3), unplaced, used, timings)
+    report.update(report.fraction, placed=result.placed, total=total,
+                  mean_reprojection_error=result.mean_reprojection_error, unplaced=unplaced)
+    for name in unplaced:
+        report.log(f"Not placed: {name} ({reasons[name]})")
+
+    positions: dict[str, list[float]] = {}
+    if best is not None and len(placed_names) >= MIN_PLACED:
+        positions = _write_outputs(ws, best, inputs, max_image_size)
+    timings["write"] = time.monotonic() - started
+    result.timings = {k: round(v, 2) for k, v in timings.items()}
+    _write_summary(ws, result, names, placed_names, positions, reasons)
+    shutil.rmtree(ws.colmap_dir / "photos", ignore_errors=True)  # images.zip keeps them
+
+    if result.placed < MIN_PLACED or result.placed * 2 < total:
+        raise InputError(f"Only {result.placed} of {total} photos could be placed, too few "
+                         f"to build the 3D model. {RETAKE_ADVICE}")
+    report.done(result.summary_line(), placed=result.placed, total=total,
+                mean_reprojection_error=result.mean_reprojection_error, unplaced=unplaced)
+    return result
+
+
+def _step(report: Progress, step: str, fraction: float, message: str | None = None) -> None:
+    lo, hi = _STEPS[step]
+    report.update(lo + (hi - lo) * fraction, message)
+
+
+def _prepare_photos(ws: Workspace, images: Path | None, max_image_size: int,
+                    report: Progress) -> list[_Input]:
+    source = Path(images) if images is not None else ws.images_zip
+    if images is None and not source.exists():
+        raise InputError("This job has no photos yet (no images.zip in the workspace); "
+                         "upload the photos, or pass --images FOLDER.")
+    # A new run starts clean: old poses must never mix with new photos.
+    shutil.rmtree(ws.colmap_dir, ignore_errors=True)
+    shutil.rmtree(ws.dataset_dir, ignore_errors=True)
+    ws.object_json.unlink(missing_ok=True)
+    photos_dir = ws.colmap_dir / "photos"
+    photo_set = normalize_photos(source, photos_dir, warn=report.log)
+    photos = photo_set.photos
+    if len(photos) < MIN_PLACED:
+        copies = (f" after leaving out {len(photo_set.duplicates)} identical copies"
+                  if photo_set.duplicates else "")
+        raise InputError(f"Only {len(photos)} different photo{'s' * (len(photos) != 1)}"
+                         f"{copies}: at least {MIN_PLACED} are needed, and 20 or more taken "
+                         "all around the product work best.")
+    if images is not None:
+        pack_zip(photos_dir, [p.name for p in photos], ws.images_zip)
+
+    # One camera (one set of intrinsics) per device and image size.
+    groups = sorted({p.camera_key for p in photos})
+    folder = {key: (f"camera_{n + 1}/" if len(groups) > 1 else "") for n, key in
+              enumerate(groups)}
+    inputs = []
+    for n, photo in enumerate(photos):
+        colmap_name = folder[photo.camera_key] + photo.name
+        dest = ws.colmap_dir / "images" / colmap_name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        resize_photo(photos_dir / photo.name, dest, max_image_size, flatten=True)
+        inputs.append(_Input(photo, colmap_name))
+        _step(report, "read", (n + 1) / len(photos))
+    report.log(f"{len(photos)} photos from {len(groups)} camera"
+               f"{'s' * (len(groups) != 1)}")
+    return inputs
+
+
+def _extraction_options() -> Any:
+    import pycolmap
+
+    options = pycolmap.FeatureExtractionOptions()
+    # Affine-adapted SIFT keeps matching across the wide angle between product shots;
+    # on the skull set it is the difference between 10 and 29 photos placed.
+    options.sift.estimate_affine_shape = True
+    options.sift.max_num_features = 8192
+    return options
+
+
+def _extract(database: Path, image_dir: Path, inputs: list[_Input], report: Progress) -> None:
+    import pycolmap
+
+    _step(report, "extract", 0.0, "Finding details in the photos")
+    names = [i.colmap_name for i in inputs]
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    mode = pycolmap.CameraMode.PER_FOLDER if "/" in names[0] else pycolmap.CameraMode.SINGLE
+    # Import every photo first so the cameras are shared, then extract in chunks for the
+    # progress bar: extraction fills in images already in the database.
+    with pycolmap.Database.open(database):
+        pass  # creates the empty database
+    pycolmap.import_images(database, image_dir, camera_mode=mode, image_names=names,
+                           options=reader)
+    options = _extraction_options()
+    chunk = max(1, math.ceil(len(names) / 10))
+    for start in range(0, len(names), chunk):
+        pycolmap.extract_features(database, image_dir, image_names=names[start:start + chunk],
+                                  camera_mode=mode, reader_options=reader,
+                                  extraction_options=options)
+        done = min(len(names), start + chunk)
+        _step(report, "extract", done / len(names),
+              f"Finding details in the photos ({done}/{len(names)})")
+
+
+def pair_list(count: int, matcher: str) -> list[tuple[int, int]]:
+    """Which photos (by index in shooting order) to match with which.
+
+    exhaustive: every pair. sequential: each photo with its next neighbours, wrapping
+    around (a capture is a loop), plus every pair among a skeleton of photos spread
+    over the whole set, which closes loops without a vocabulary tree to download.
+    """
+    if matcher == "exhaustive" or count <= SEQUENTIAL_OVERLAP + 1:
+        return list(itertools.combinations(range(count), 2))
+    pairs = set()
+    for i in range(count):
+        for step in range(1, SEQUENTIAL_OVERLAP + 1):
+            pairs.add(tuple(sorted((i, (i + step) % count))))
+    skeleton = np.unique(np.linspace(0, count - 1, min(count, LOOP_SKELETON)).round()
+                         ).astype(int)
+    pairs.update(itertools.combinations(skeleton.tolist(), 2))
+    return sorted(pairs)
+
+
+def _match(database: Path, colmap_dir: Path, names: list[str], matcher: str,
+           report: Progress) -> None:
+    import pycolmap
+
+    _step(report, "match", 0.0, "Matching the photos")
+    pairs = pair_list(len(names), matcher)
+    matching = pycolmap.FeatureMatchingOptions()
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = 0
+    # Matched in chunks through a pair list, so the bar moves while it works.
+    chunk = max(1, math.ceil(len(pairs) / 10))
+    pair_file = colmap_dir / "pairs.txt"
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start:start + chunk]
+        pair_file.write_text("".join(f"{names[a]} {names[b]}\n" for a, b in part))
+        pairing = pycolmap.ImportedPairingOptions()
+        pairing.match_list_path = pair_file
+        pycolmap.match_image_pairs(database, matching_options=matching,
+                                   pairing_options=pairing, verification_options=verification)
+        done = start + len(part)
+        _step(report, "match", done / len(pairs),
+              f"Matching the photos ({done}/{len(pairs)} pairs)")
+
+
+def _mapping_options() -> Any:
+    import pycolmap
+
+    options = pycolmap.IncrementalPipelineOptions()
+    options.min_model_size = MIN_PLACED
+    options.random_seed = 0
+    mapper = options.mapper
+    # A product capture has few photos and wide angles between them: start from a pair
+    # with fewer matches and admit photos seen by fewer points than COLMAP's defaults.
+    mapper.init_min_num_inliers = 50
+    mapper.init_min_tri_angle = 8.0
+    mapper.abs_pose_min_num_inliers = 15
+    return options
+
+
+def _map(database: Path, colmap_dir: Path, total: int, report: Progress) -> list[Any]:
+    import pycolmap
+
+    _step(report, "map", 0.0, "Placing the photos in 3D")
+    registered = 0
+
+    def on_next_image() -> None:
+        nonlocal registered
+        registered += 1
+        _step(report, "map", min(registered / total, 1.0),
+              f"Placing the photos in 3D ({min(registered, total)}/{total})")
+
+    out = colmap_dir / "models"
+    out.mkdir(parents=True, exist_ok=True)
+    models = pycolmap.incremental_mapping(database, colmap_dir / "images", out,
+                                          options=_mapping_options(),
+                                          next_image_callback=on_next_image)
+    return list(models.values())
+
+
+def _placed_names(model: Any, inputs: list[_Input]) -> set[str]:
+    if model is None:
+        return set()
+    by_colmap = {i.colmap_name: i.photo.name for i in inputs}
+    return {by_colmap[model.image(i).name] for i in model.reg_image_ids()}
+
+
+def _reasons(database: Path, inputs: list[_Input], placed: set[str], models: list[Any]
+             ) -> dict[str, str | None]:
+    """Why each photo was not placed, in words a shop owner can act on."""
+    import pycolmap
+
+    linked: set[int] = set()
+    with pycolmap.Database.open(database) as db:
+        ids = {im.name: im.image_id for im in db.read_all_images()}
+        keypoints = {i: db.num_keypoints_for_image(i) for i in ids.values()}
+        pair_ids, geometries = db.read_two_view_geometries()
+        for pair_id, geometry in zip(pair_ids, geometries, strict=True):
+            if len(geometry.inlier_matches) >= 15:
+                linked.update(pycolmap.pair_id_to_image_pair(pair_id))
+    elsewhere = {model.image(i).name: model.num_reg_images() for model in models
+                 for i in model.reg_image_ids()}
+    reasons: dict[str, str | None] = {}
+    for item in inputs:
+        image_id = ids.get(item.colmap_name)
+        if item.photo.name in placed:
+            reasons[item.photo.name] = None
+        elif image_id is None or keypoints.get(image_id, 0) < FEW_KEYPOINTS:
+            reasons[item.photo.name] = "too few details: plain, dark or blurry"
+        elif image_id not in linked:
+            reasons[item.photo.name] = "overlaps with no other photo"
+        elif item.colmap_name in elsewhere:
+            reasons[item.photo.name] = (f"belongs to a separate group of "
+                                        f"{elsewhere[item.colmap_name]} photos that does not "
+                                        "connect to the rest")
+        else:
+            reasons[item.photo.name] = "too little overlap with the placed photos"
+    return reasons
+
+
+def camera_intrinsics(camera: Any) -> Intrinsics:
+    """A COLMAP camera as nerfstudio's OPENCV model."""
+    p = [float(v) for v in camera.params]
+    model = camera.model_name
+    w, h = int(camera.width), int(camera.height)
+    if model == "SIMPLE_PINHOLE":
+        return Intrinsics(w, h, p[0], p[0], p[1], p[2])
+    if model == "PINHOLE":
+        return Intrinsics(w, h, p[0], p[1], p[2], p[3])
+    if model == "SIMPLE_RADIAL":
+        return Intrinsics(w, h, p[0], p[0], p[1], p[2], k1=p[3])
+    if model == "RADIAL":
+        return Intrinsics(w, h, p[0], p[0], p[1], p[2], k1=p[3], k2=p[4])
+    if model == "OPENCV":
+        return Intrinsics(w, h, *p[:4], k1=p[4], k2=p[5], p1=p[6], p2=p[7])
+    raise ValueError(f"camera model {model} has no OPENCV equivalent")
+
+
+def model_arrays(model: Any) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(image ids, camera-to-world (N,4,4) OpenCV, reliable sparse points (M,3))."""
+    ids = sorted(model.reg_image_ids())
+    c2w = np.tile(np.eye(4), (len(ids), 1, 1))
+    for k, image_id in enumerate(ids):
+        c2w[k, :3, :] = model.image(image_id).cam_from_world().inverse().matrix()
+    points = [p.xyz for p in model.points3D.values()
+              if p.track.length() >= 3 and p.error < 2.0]
+    return ids, c2w, np.array(points, float).reshape(-1, 3)
+
+
+def _write_outputs(ws: Workspace, model: Any, inputs: list[_Input], max_image_size: int
+                   ) -> dict[str, list[float]]:
+    """colmap/*.bin, dataset/ and model/object.json; returns normalized camera positions."""
+    model.write(ws.colmap_dir)
+    ids, c2w, points = model_arrays(model)
+    # Photos in shooting order: the first placed one fixes the normalized frame's +X side.
+    order = {i.colmap_name: n for n, i in enumerate(inputs)}
+    ids_c2w = sorted(zip(ids, c2w, strict=True), key=lambda t: order[model.image(t[0]).name])
+    ids = [i for i, _ in ids_c2w]
+    c2w = np.stack([m for _, m in ids_c2w])
+
+    location = locate_object(c2w, points)
+    to_normalized = location.to_normalized()
+    poses = transform_poses(to_normalized, c2w)
+    by_colmap = {i.colmap_name: i.photo for i in inputs}
+    images_dir = ws.dataset_dir / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    frames, positions = [], {}
+    for image_id, pose in zip(ids, poses, strict=True):
+        image = model.image(image_id)
+        photo = by_colmap[image.name]
+        camera = camera_intrinsics(model.camera(image.camera_id))
+        size = resize_photo(ws.colmap_dir / "photos" / photo.name, images_dir / photo.name,
+                            max_image_size, flatten=False)
+        frames.append(Frame(photo.name, pose, camera.resized(*size)))
+        positions[photo.name] = [round(float(v), 5) for v in pose[:3, 3]]
+    write_transforms(ws.dataset_dir, frames)
+    write_json_atomic(ws.object_json, describe_object(location, c2w))
+    _write_points_ply(ws.dataset_dir / "sparse_points.ply",
+                      transform_points(to_normalized, points))
+    shutil.rmtree(ws.colmap_dir / "models", ignore_errors=True)
+    return positions
+
+
+def _write_points_ply(path: Path, points: np.ndarray) -> None:
+    """The sparse points in the normalized frame, for inspection and point-based seeding."""
+    header = ("ply\nformat ascii 1.0\n"
+              f"element vertex {len(points)}\nproperty float x\nproperty float y\n"
+              "property float z\nend_header\n")
+    path.write_text(header + "".join(f"{x:.5f} {y:.5f} {z:.5f}\n" for x, y, z in points))
+
+
+def _write_summary(ws: Workspace, result: PoseResult, names: list[str], placed: set[str],
+                   positions: dict[str, list[float]], reasons: dict[str, str | None]) -> None:
+    write_json_atomic(ws.colmap_dir / "summary.json", {
+        "total": result.total,
+        "placed": result.placed,
+        "mean_reprojection_error": result.mean_reprojection_error,
+        "matcher": result.matcher,
+        "images": [{"name": n, "placed": n in placed, "position": positions.get(n),
+                    "reason": reasons.get(n)} for n in names],
+        "timings": result.timings,
+    })
+
