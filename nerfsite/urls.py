@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.static import serve
 
+from pipeline.views import usage
+
 from .api import api
 from .health import healthz
 
@@ -15,8 +17,10 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("products/", include("products.urls")),
     path("jobs/", include("pipeline.urls")),
+    path("usage/", usage, name="usage"),
 ]
 
 if settings.DEBUG:

@@ -1,25 +1,97 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils.html import format_html, format_html_join
 
+from . import services
 from .models import Job
+from .usage import totals, usage_rows
+
+
+class ProgressFilter(admin.SimpleListFilter):
+    title = "progress"
+    parameter_name = "progress"
+
+    def lookups(self, request, model_admin):
+        return [("none", "Not started"), ("partly", "Under way"), ("done", "Complete")]
+
+    def queryset(self, request, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value() == "none":
+            return queryset.filter(progress=0)
+        if self.value() == "partly":
+            return queryset.filter(progress__gt=0, progress__lt=1)
+        if self.value() == "done":
+            return queryset.filter(progress=1)
+        return queryset
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "product", "status", "stage", "progress_percent", "backend",
-                    "preset", "created_at"]
-    list_filter = ["status", "stage", "backend", "preset"]
+                    "gpu_type", "preset", "cost", "created_at"]
+    list_filter = ["status", "stage", "backend", ProgressFilter, "preset", "gpu_type"]
     search_fields = ["id", "product__name", "product__sku", "message", "error"]
     list_select_related = ["product"]
     date_hierarchy = "created_at"
-    raw_id_fields = ["product"]
-    readonly_fields = [
-        "id", "status", "stage", "stage_progress", "progress", "message", "eta_seconds",
-        "colmap_started_at", "colmap_finished_at", "train_started_at", "train_finished_at",
-        "render_started_at", "render_finished_at", "finalize_started_at",
-        "finalize_finished_at", "estimated_cost", "actual_cost", "error", "attempts",
-        "created_at", "updated_at", "started_at", "finished_at",
+    actions = ["retry_jobs", "cancel_jobs"]
+    change_list_template = "admin/pipeline/job/change_list.html"
+    # A job is driven by the worker: every field is read-only here; change it through the
+    # actions (retry, cancel), which go through pipeline.services.
+    fields = [
+        "id", "product", "source_job", "status", "stage", "stage_progress", "progress",
+        "message", "error", "eta_seconds", "backend", "gpu_type", "preset", "iterations",
+        "frame_count", "frame_size", "frame_rows", "stage_timings", "estimated_cost",
+        "actual_cost", "gpu_seconds", "attempts", "task_id", "heartbeat_at", "created_at",
+        "updated_at", "started_at", "finished_at", "metrics", "stage_log", "backend_state",
     ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # jobs start from the product pages, the API or the products action
+
+    def has_delete_permission(self, request, obj: Job | None = None) -> bool:
+        return obj is None or not obj.is_active
 
     @admin.display(description="Progress", ordering="progress")
     def progress_percent(self, job: Job) -> str:
         return f"{job.progress:.0%}"
+
+    @admin.display(description="Cost (USD)", ordering="actual_cost")
+    def cost(self, job: Job) -> str:
+        if job.actual_cost is not None:
+            return f"{job.actual_cost:.4f}"
+        return f"≈ {job.estimated_cost:.4f}" if job.estimated_cost is not None else "—"
+
+    @admin.display(description="Stage timings")
+    def stage_timings(self, job: Job) -> str:
+        rows = []
+        for stage, start, end in job.stage_times():
+            took = f"{(end - start).total_seconds():.0f} s" if start and end else (
+                "running" if start else "—")
+            rows.append((stage, start or "—", took))
+        return format_html("<table>{}</table>", format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+
+    @admin.action(description="Retry the selected failed or cancelled jobs")
+    def retry_jobs(self, request, queryset: QuerySet[Job]) -> None:
+        self._each(request, queryset, services.retry_job, "Queued again")
+
+    @admin.action(description="Cancel the selected queued or running jobs")
+    def cancel_jobs(self, request, queryset: QuerySet[Job]) -> None:
+        self._each(request, queryset, services.cancel_job, "Cancelled")
+
+    def _each(self, request, queryset, action, done: str) -> None:
+        ok = 0
+        for job in queryset.select_related("product"):
+            try:
+                action(job)
+                ok += 1
+            except services.JobError as exc:
+                self.message_user(request, f"{job.product.name}: {exc}", messages.WARNING)
+        if ok:
+            self.message_user(request, f"{done}: {ok} job{'s' if ok != 1 else ''}.",
+                              messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        rows = usage_rows(Job.objects.all())
+        return super().changelist_view(request, extra_context={
+            **(extra_context or {}), "usage_rows": rows[:12], "usage_totals": totals(rows)})

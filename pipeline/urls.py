@@ -5,4 +5,7 @@ from . import views
 app_name = "pipeline"
 urlpatterns = [
     path("<uuid:pk>/", views.JobDetailView.as_view(), name="job"),
+    path("<uuid:pk>/cancel/", views.cancel, name="cancel"),
+    path("<uuid:pk>/retry/", views.retry, name="retry"),
+    path("<uuid:pk>/rerender/", views.rerender, name="rerender"),
 ]

@@ -1,18 +1,126 @@
+"""Job pages: generate (with the estimate first), a job's status with cancel, retry and
+re-render, and usage. They call pipeline.services; every refusal is shown as a message."""
+
+from __future__ import annotations
+
+import math
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
 
+from products.models import Product
+
+from . import services
+from .access import visible_jobs
+from .forms import FrameOptionsForm, GenerateForm
 from .models import Job
-
-
-def visible_jobs(user) -> QuerySet[Job]:
-    qs = Job.objects.select_related("product")
-    return qs if user.is_staff else qs.filter(product__owner=user)
+from .usage import totals, usage_rows
 
 
 class JobDetailView(LoginRequiredMixin, DetailView):
     template_name = "pipeline/job_detail.html"
     context_object_name = "job"
 
-    def get_queryset(self) -> QuerySet[Job]:
+    def get_queryset(self):
         return visible_jobs(self.request.user)
+
+    def get_context_data(self, **kwargs):
+        job = self.object
+        can_rerender = job.status == Job.Status.SUCCEEDED and services.model_is_kept(
+            job.source_job or job)
+        manifest = services.read_manifest(job) if job.status == Job.Status.SUCCEEDED else None
+        return super().get_context_data(
+            can_cancel=job.is_active,
+            can_retry=job.status in (Job.Status.FAILED, Job.Status.CANCELLED),
+            rerender_form=FrameOptionsForm(initial={
+                "frame_count": job.frame_count, "frame_size": job.frame_size,
+                "frame_rows": job.frame_rows}) if can_rerender else None,
+            manifest=manifest,
+            downloads=[{"name": b["file"].rsplit("/", 1)[-1], "bytes": b["bytes"],
+                        "url": services.job_file_url(job, b["file"])}
+                       for b in (manifest or {}).get("batches", [])],
+            **kwargs)
+
+
+def owned_job(request: HttpRequest, pk) -> Job:
+    return get_object_or_404(visible_jobs(request.user), pk=pk)
+
+
+@login_required
+def generate(request: HttpRequest, product_pk: int) -> HttpResponse:
+    """GET shows the form with the estimate for the chosen settings ("Update estimate"
+    submits by GET); POST starts the job and goes to its page."""
+    product = get_object_or_404(Product.objects.visible_to(request.user), pk=product_pk)
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = GenerateForm(data, initial={"preset": "standard", "frame_rows": 1})
+    estimate = error = None
+    if not form.is_bound or form.is_valid():
+        try:
+            options = form.to_options() if form.is_bound else services.JobOptions()
+            estimate = services.estimate_job(product, options)
+            if request.method == "POST":
+                job = services.start_job(product, options)
+                messages.success(request, "Job started. This page shows its progress.")
+                return redirect(job)
+        except services.JobError as exc:
+            error = str(exc)
+    return render(request, "pipeline/generate.html", {
+        "product": product, "form": form, "estimate": estimate, "error": error,
+        "estimate_minutes": math.ceil(estimate.total_seconds / 60) if estimate else None,
+        "photo_count": len(services.usable_photos(product)),
+        "min_photos": services.min_photos(),
+    })
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk) -> HttpResponse:
+    job = owned_job(request, pk)
+    try:
+        services.cancel_job(job)
+        messages.success(request, "Job cancelled. You can retry it later.")
+    except services.JobError as exc:
+        messages.error(request, str(exc))
+    return redirect(job)
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, pk) -> HttpResponse:
+    job = owned_job(request, pk)
+    try:
+        services.retry_job(job)
+        messages.success(request, "Job queued again; it resumes where it stopped.")
+    except services.JobError as exc:
+        messages.error(request, str(exc))
+    return redirect(job)
+
+
+@login_required
+@require_POST
+def rerender(request: HttpRequest, pk) -> HttpResponse:
+    job = owned_job(request, pk)
+    form = FrameOptionsForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
+        return redirect(job)
+    try:
+        new = services.rerender_job(job, form.to_options(job.preset))
+    except services.JobError as exc:
+        messages.error(request, str(exc))
+        return redirect(job)
+    messages.success(request, "Rendering again from the trained model.")
+    return redirect(new)
+
+
+@login_required
+def usage(request: HttpRequest) -> HttpResponse:
+    """Jobs, GPU minutes and cost per month and GPU type (staff: everyone's)."""
+    rows = usage_rows(visible_jobs(request.user))
+    return render(request, "pipeline/usage.html", {"rows": rows, "totals": totals(rows)})

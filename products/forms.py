@@ -24,3 +24,23 @@ class ProductForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Product:
         self.instance.owner = self.owner
         return super().save(commit=commit)
+
+
+class ProductSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class PhotoUploadForm(forms.Form):
+    """Renders the upload input (the view reads request.FILES itself, because each file is
+    judged on its own by products.validation)."""
+
+    files = forms.FileField(
+        label="Photos or a .zip",
+        widget=MultipleFileInput(attrs={
+            "accept": "image/jpeg,image/png,image/webp,.zip,application/zip",
+        }),
+    )

@@ -23,6 +23,28 @@ def photo_upload_to(photo: Photo, filename: str) -> str:
     return f"products/{photo.product_id}/{uuid.uuid4().hex}{suffix}"
 
 
+class ProductQuerySet(models.QuerySet):
+    def visible_to(self, user) -> ProductQuerySet:
+        """A user sees their own products; staff see everyone's."""
+        if not user.is_authenticated:
+            return self.none()
+        return self if user.is_staff else self.filter(owner=user)
+
+    def with_summary(self) -> ProductQuerySet:
+        """Photo count, cover photo and latest job in the same query (no N+1 in lists)."""
+        from pipeline.models import Job
+
+        latest = Job.objects.filter(product=models.OuterRef("pk")).order_by("-created_at")
+        cover = Photo.objects.filter(product=models.OuterRef("pk")).order_by("position", "id")
+        return self.select_related("owner").annotate(
+            photo_count=models.Count("photos", distinct=True),
+            cover_image=models.Subquery(cover.values("image")[:1]),
+            latest_job_id=models.Subquery(latest.values("pk")[:1]),
+            latest_job_status=models.Subquery(latest.values("status")[:1]),
+            latest_job_progress=models.Subquery(latest.values("progress")[:1]),
+        )
+
+
 class Product(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="products"
@@ -32,6 +54,8 @@ class Product(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -44,6 +68,14 @@ class Product(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("products:detail", args=[self.pk])
+
+    @property
+    def cover_thumbnail_url(self) -> str | None:
+        """From `with_summary()`'s annotation."""
+        from .services import thumbnail_name
+
+        name = getattr(self, "cover_image", None)
+        return upload_storage().url(thumbnail_name(name)) if name else None
 
 
 class Photo(models.Model):

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -48,6 +49,10 @@ class FileResult:
     message: str
     rule: str | None = None
     photo: Photo | None = None
+
+
+def photo_limit() -> int:
+    return settings.PHOTOS_PER_PRODUCT_MAX
 
 
 def thumbnail_name(image_name: str) -> str:

@@ -41,6 +41,16 @@ ORIENTATION_TAG = 0x0112
 STORED_MODES = ("RGB", "RGBA", "L")
 
 GUIDANCE = "20–100 photos, walk all around the product, each shot overlapping the last."
+GUIDANCE_MIN, GUIDANCE_MAX = 20, 100
+
+
+def photo_advice(count: int) -> str:
+    """What the count means against the guidance (static/js/upload.js says the same)."""
+    if count < GUIDANCE_MIN:
+        return f"Add at least {GUIDANCE_MIN - count} more."
+    if count <= GUIDANCE_MAX:
+        return "Enough photos for a spin."
+    return "More than 100 photos: fine, but the job takes longer."
 
 
 class Rule:

@@ -1,15 +1,30 @@
-from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import Count, QuerySet
-from django.views.generic import CreateView, DetailView, ListView
+"""Product pages: list, create, edit, delete, photos. Owners see their own; staff see all;
+anyone else's product answers 404."""
 
-from .forms import ProductForm
-from .models import Product
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django.views.generic import CreateView, DetailView, ListView, UpdateView
+
+from . import services
+from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
+from .models import Photo, Product
+from .validation import GUIDANCE, photo_advice
 
 
 def visible_products(user) -> QuerySet[Product]:
-    """A user sees their own products; staff see everyone's."""
-    qs = Product.objects.select_related("owner")
-    return qs if user.is_staff else qs.filter(owner=user)
+    return Product.objects.visible_to(user)
+
+
+def owned_product_or_404(request: HttpRequest, pk: int) -> Product:
+    return get_object_or_404(visible_products(request.user), pk=pk)
 
 
 class ProductListView(LoginRequiredMixin, ListView):
@@ -18,7 +33,15 @@ class ProductListView(LoginRequiredMixin, ListView):
     paginate_by = 24
 
     def get_queryset(self) -> QuerySet[Product]:
-        return visible_products(self.request.user).annotate(photo_count=Count("photos"))
+        qs = visible_products(self.request.user).with_summary()
+        self.search = ProductSearchForm(self.request.GET)
+        if self.search.is_valid() and (q := self.search.cleaned_data["q"].strip()):
+            qs = qs.filter(Q(name__icontains=q) | Q(sku__icontains=q)
+                           | Q(description__icontains=q))
+        return qs
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(search=self.search, **kwargs)
 
 
 class ProductDetailView(LoginRequiredMixin, DetailView):
@@ -26,7 +49,14 @@ class ProductDetailView(LoginRequiredMixin, DetailView):
     context_object_name = "product"
 
     def get_queryset(self) -> QuerySet[Product]:
-        return visible_products(self.request.user).prefetch_related("photos")
+        return visible_products(self.request.user).with_summary()
+
+    def get_context_data(self, **kwargs):
+        product = self.object
+        return super().get_context_data(
+            photos=product.photos.all(), upload_form=PhotoUploadForm(), guidance=GUIDANCE,
+            advice=photo_advice(product.photo_count),
+            jobs=product.jobs.all()[:10], photo_limit=services.photo_limit(), **kwargs)
 
 
 class ProductCreateView(LoginRequiredMixin, CreateView):
@@ -35,3 +65,86 @@ class ProductCreateView(LoginRequiredMixin, CreateView):
 
     def get_form_kwargs(self) -> dict:
         return {**super().get_form_kwargs(), "owner": self.request.user}
+
+
+class ProductUpdateView(LoginRequiredMixin, UpdateView):
+    form_class = ProductForm
+    template_name = "products/product_form.html"
+
+    def get_queryset(self) -> QuerySet[Product]:
+        return visible_products(self.request.user)
+
+    def get_form_kwargs(self) -> dict:
+        # Staff editing someone's product keep it theirs.
+        return {**super().get_form_kwargs(), "owner": self.object.owner}
+
+
+@login_required
+def product_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
+    product = owned_product_or_404(request, pk)
+    if request.method == "POST":
+        try:
+            services.delete_product(product)
+        except services.ProductError as exc:
+            messages.error(request, str(exc))
+            return redirect(product)
+        messages.success(request, f"Deleted {product.name} with its photos and jobs.")
+        return redirect("products:list")
+    return render(request, "products/product_confirm_delete.html", {
+        "product": product, "photo_count": product.photos.count(),
+        "job_count": product.jobs.count(),
+    })
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+@require_POST
+def photos_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add photos (or .zips of photos). The page's script sends one file per request and
+    shows the JSON answer beside it; without the script, the form posts here and the
+    results come back as messages."""
+    product = owned_product_or_404(request, pk)
+    results = services.add_photos(product, request.FILES.getlist("files"))
+    if wants_json(request):
+        return JsonResponse({
+            "photo_count": product.photos.count(),
+            "results": [{
+                "name": r.name, "accepted": r.accepted, "message": r.message, "rule": r.rule,
+                "photo": None if r.photo is None else {
+                    "id": r.photo.pk, "thumbnail_url": r.photo.thumbnail_url,
+                    "delete_url": reverse("products:photo_delete", args=[pk, r.photo.pk])},
+            } for r in results],
+        }, json_dumps_params={"ensure_ascii": False})
+    if not results:
+        messages.error(request, "Choose photos or a .zip of photos to upload.")
+    accepted = sum(r.accepted for r in results)
+    if accepted:
+        messages.success(request, f"Added {accepted} photo{'s' if accepted != 1 else ''}.")
+    for result in results:
+        if not result.accepted:
+            messages.error(request, result.message)
+    return redirect(product)
+
+
+@login_required
+@require_POST
+def photo_delete(request: HttpRequest, pk: int, photo_pk: int) -> HttpResponse:
+    product = owned_product_or_404(request, pk)
+    photo = get_object_or_404(Photo, pk=photo_pk, product=product)
+    try:
+        services.delete_photo(photo)
+    except services.ProductError as exc:
+        if wants_json(request):
+            return JsonResponse({"detail": str(exc)}, status=409)
+        messages.error(request, str(exc))
+    else:
+        if wants_json(request):
+            return JsonResponse({"photo_count": product.photos.count()})
+        messages.success(request, f"Deleted {photo.original_name}.")
+    return redirect(reverse("products:detail", args=[pk]) + "#photos")
+
+

@@ -1,0 +1,336 @@
+"""REST API: jobs (start, estimate, status, cancel, retry, re-render, frames), batches, the
+stage-level endpoints and usage. Mounted by nerfsite.api."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Path, Query, Router, Schema, Status
+from ninja.errors import HttpError
+from ninja.pagination import paginate
+
+from nerfsite.api_common import MAX_DB_ID, Pages, responses
+from pipeline import costs, services, stage_api
+from pipeline.access import visible_jobs
+from pipeline.engine.presets import PRESET_NAMES
+from pipeline.models import Job
+from pipeline.usage import totals, usage_rows
+from products.models import Product
+
+jobs_router = Router(tags=["jobs"])
+nerf_router = Router(tags=["stages"])
+usage_router = Router(tags=["usage"])
+
+JobId = Annotated[uuid.UUID, Path()]
+ProductRef = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
+
+
+# --- Schemas -------------------------------------------------------------------------
+class FrameOptionsIn(Schema):
+    frame_count: int | None = Field(None, ge=1, le=services.MAX_FRAME_COUNT,
+                                    description="Frames per turn (default: the preset's).")
+    frame_size: int | None = Field(None, ge=services.MIN_FRAME_SIZE,
+                                   le=services.MAX_FRAME_SIZE,
+                                   description="Frame width and height in pixels.")
+    frame_rows: int = Field(1, ge=1, le=services.MAX_FRAME_ROWS,
+                            description="Orbits at different heights.")
+    gpu_type: Literal[tuple(costs.GPU_PRICES_PER_HOUR)] | None = Field(
+        None, description="Modal GPU (only with the Modal backend).")
+
+    def to_options(self, preset: str = "standard", iterations: int | None = None
+                   ) -> services.JobOptions:
+        return services.JobOptions(preset=preset, iterations=iterations,
+                                   frame_count=self.frame_count, frame_size=self.frame_size,
+                                   frame_rows=self.frame_rows, gpu_type=self.gpu_type)
+
+
+class JobOptionsIn(FrameOptionsIn):
+    preset: Literal[PRESET_NAMES] = "standard"
+    iterations: int | None = Field(None, ge=1, le=services.MAX_ITERATIONS,
+                                   description="Training steps (default: the preset's).")
+
+    def to_options(self, preset: str | None = None, iterations: int | None = None
+                   ) -> services.JobOptions:
+        return super().to_options(self.preset, self.iterations)
+
+
+class StartJobIn(JobOptionsIn):
+    product_id: ProductRef
+
+
+class BatchIn(JobOptionsIn):
+    product_ids: list[ProductRef] = Field(min_length=1, max_length=100)
+
+
+class StageIn(Schema):
+    job_id: uuid.UUID
+    iterations: int | None = Field(None, ge=1, le=services.MAX_ITERATIONS,
+                                   description="train only: training steps.")
+    frame_count: int | None = Field(None, ge=1, le=services.MAX_FRAME_COUNT,
+                                    description="render only.")
+    frame_size: int | None = Field(None, ge=services.MIN_FRAME_SIZE,
+                                   le=services.MAX_FRAME_SIZE, description="render only.")
+    frame_rows: int = Field(1, ge=1, le=services.MAX_FRAME_ROWS, description="render only.")
+
+
+class EstimateOut(Schema):
+    stage_seconds: dict[str, float]
+    total_seconds: float
+    cost_usd: Decimal
+    device: str
+    gpu_type: str | None
+    iterations: int
+    notes: list[str]
+
+
+class StageTime(Schema):
+    stage: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    seconds: float | None
+
+
+class JobOut(Schema):
+    id: uuid.UUID
+    product_id: int
+    status: str
+    stage: str
+    stage_progress: float
+    progress: float
+    message: str
+    error: str
+    eta_seconds: int | None
+    backend: str
+    preset: str
+    iterations: int | None
+    frame_count: int
+    frame_size: int
+    frame_rows: int
+    gpu_type: str
+    estimated_cost: Decimal | None
+    actual_cost: Decimal | None
+    gpu_seconds: float
+    attempts: int
+    source_job_id: uuid.UUID | None
+    stage_times: list[StageTime]
+    page_url: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_stage_times(job: Job) -> list[dict]:
+        return [{"stage": stage, "started_at": start, "finished_at": end,
+                 "seconds": (end - start).total_seconds() if start and end else None}
+                for stage, start, end in job.stage_times()]
+
+    @staticmethod
+    def resolve_page_url(job: Job) -> str:
+        return job.get_absolute_url()
+
+
+class BatchItemOut(Schema):
+    product_id: int
+    job: JobOut | None = None
+    error: str | None = None
+
+
+class BatchOut(Schema):
+    started: int
+    refused: int
+    results: list[BatchItemOut]
+
+
+class FrameOut(Schema):
+    index: int
+    url: str
+    preview_url: str
+
+
+class BatchFileOut(Schema):
+    url: str
+    bytes: int
+
+
+class FramesOut(Schema):
+    job_id: uuid.UUID
+    count: int
+    width: int | None
+    height: int | None
+    rows: int
+    sprite_url: str | None
+    batches: list[BatchFileOut]
+    frames: list[FrameOut]
+
+
+class JobFilter(Schema):
+    status: Literal[tuple(Job.Status.values)] | None = None
+    product_id: ProductRef | None = None
+
+
+class UsageRowOut(Schema):
+    month: date
+    gpu_type: str
+    jobs: int
+    succeeded: int
+    failed: int
+    gpu_minutes: float
+    cost_usd: Decimal
+
+
+class UsageOut(Schema):
+    rows: list[UsageRowOut]
+    jobs: int
+    gpu_minutes: float
+    cost_usd: Decimal
+
+
+# --- Helpers -------------------------------------------------------------------------
+def owned_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
+    return get_object_or_404(visible_jobs(request.auth), pk=job_id)
+
+
+def owned_product(request: HttpRequest, product_id: int) -> Product:
+    return get_object_or_404(Product.objects.visible_to(request.auth), pk=product_id)
+
+
+def estimate_out(estimate: costs.Estimate) -> dict:
+    return {"stage_seconds": estimate.stage_seconds, "total_seconds": estimate.total_seconds,
+            "cost_usd": estimate.cost_usd, "device": estimate.device,
+            "gpu_type": estimate.gpu_type, "iterations": estimate.iterations,
+            "notes": estimate.notes}
+
+
+# --- Jobs ----------------------------------------------------------------------------
+@jobs_router.get("", response=responses({200: list[JobOut]}), summary="List jobs")
+@paginate(Pages)
+def list_jobs(request: HttpRequest, filters: Query[JobFilter]):
+    qs = visible_jobs(request.auth)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.product_id:
+        qs = qs.filter(product_id=filters.product_id)
+    return qs
+
+
+@jobs_router.post("/estimate", response=responses({200: EstimateOut}, 409),
+                  summary="Estimate a job's time and cost")
+def estimate(request: HttpRequest, payload: StartJobIn):
+    product = owned_product(request, payload.product_id)
+    return estimate_out(services.estimate_job(product, payload.to_options()))
+
+
+@jobs_router.post("", response=responses({201: JobOut}, 409), summary="Start a job")
+def start(request: HttpRequest, payload: StartJobIn):
+    """Queue a job for a product: camera poses, training, frames. Poll
+    `GET /api/jobs/{id}` for its progress. Answers 409 when the product has too few photos
+    or already has a job queued or running."""
+    product = owned_product(request, payload.product_id)
+    return Status(201, services.start_job(product, payload.to_options()))
+
+
+@jobs_router.post("/batch", response=responses({200: BatchOut}), summary="Start many jobs")
+def start_batch(request: HttpRequest, payload: BatchIn):
+    """Start a job with the same options for each product. Jobs queue and run side by side
+    up to the worker count. Each product gets its own result; one refusal does not stop
+    the others. Unknown products (or other users') are refused with "not found"."""
+    options = payload.to_options()
+    products = Product.objects.visible_to(request.auth).in_bulk(set(payload.product_ids))
+    results = []
+    for product_id in dict.fromkeys(payload.product_ids):
+        product = products.get(product_id)
+        if product is None:
+            results.append({"product_id": product_id, "error": "Not found."})
+            continue
+        try:
+            results.append({"product_id": product_id,
+                            "job": services.start_job(product, options)})
+        except services.JobError as exc:
+            results.append({"product_id": product_id, "error": str(exc)})
+    started = sum(1 for r in results if r.get("job"))
+    return {"started": started, "refused": len(results) - started, "results": results}
+
+
+@jobs_router.get("/{job_id}", response=responses({200: JobOut}), summary="A job's status")
+def get_job(request: HttpRequest, job_id: JobId):
+    return owned_job(request, job_id)
+
+
+@jobs_router.post("/{job_id}/cancel", response=responses({200: JobOut}, 409),
+                  summary="Cancel a queued or running job")
+def cancel(request: HttpRequest, job_id: JobId):
+    return services.cancel_job(owned_job(request, job_id))
+
+
+@jobs_router.post("/{job_id}/retry", response=responses({200: JobOut}, 409),
+                  summary="Retry a failed or cancelled job")
+def retry(request: HttpRequest, job_id: JobId):
+    return services.retry_job(owned_job(request, job_id))
+
+
+@jobs_router.post("/{job_id}/rerender", response=responses({201: JobOut}, 409),
+                  summary="Render a finished job's model again with other frame settings")
+def rerender(request: HttpRequest, job_id: JobId, payload: FrameOptionsIn):
+    return Status(201, services.rerender_job(owned_job(request, job_id),
+                                             payload.to_options()))
+
+
+@jobs_router.get("/{job_id}/frames", response=responses({200: FramesOut}, 409),
+                 summary="The frames manifest with download URLs")
+def frames(request: HttpRequest, job_id: JobId):
+    job = owned_job(request, job_id)
+    manifest = services.read_manifest(job) if job.status == Job.Status.SUCCEEDED else None
+    if manifest is None:
+        raise HttpError(409, f"This job has no frames yet (it is {job.status}).")
+
+    def url(relpath: str) -> str:
+        return request.build_absolute_uri(services.job_file_url(job, relpath))
+
+    sprite = manifest.get("sprite") or {}
+    return {
+        "job_id": job.pk, "count": len(manifest.get("frames", [])),
+        "width": manifest.get("width"), "height": manifest.get("height"),
+        "rows": int(manifest.get("rows", 1)),
+        "sprite_url": url(sprite["file"]) if sprite.get("file") else None,
+        "batches": [{"url": url(b["file"]), "bytes": b["bytes"]}
+                    for b in manifest.get("batches", [])],
+        "frames": [{"index": f["index"], "url": url(f["png"]),
+                    "preview_url": url(f["preview"])} for f in manifest.get("frames", [])],
+    }
+
+
+# --- Stage-level endpoints ----------------------------------------------------------
+def stage_endpoint(stage: str):
+    def run(request: HttpRequest, payload: StageIn):
+        job = owned_job(request, payload.job_id)
+        options = services.JobOptions(
+            preset=job.preset, iterations=payload.iterations,
+            frame_count=payload.frame_count, frame_size=payload.frame_size,
+            frame_rows=payload.frame_rows)
+        return Status(202, stage_api.queue_stage(job, stage, options))
+
+    run.__name__ = f"run_{stage}"
+    return run
+
+
+STAGE_DOCS = {
+    "colmap": "Find the camera poses of an existing job's photos (COLMAP) and stop.",
+    "train": "Train the NeRF of a job whose poses are done, and stop.",
+    "render": "Render (and publish) the frames of a job whose model is trained.",
+}
+for _stage, _doc in STAGE_DOCS.items():
+    nerf_router.post(f"/{_stage}", response=responses({202: JobOut}, 409),
+                     summary=_doc, operation_id=f"nerf_{_stage}",
+                     description=_doc + " Queues that one stage; poll GET /api/jobs/{id}.",
+                     )(stage_endpoint(_stage))
+
+
+# --- Usage ---------------------------------------------------------------------------
+@usage_router.get("", response=responses({200: UsageOut}),
+                  summary="Jobs, GPU minutes and cost per month and GPU type")
+def usage(request: HttpRequest):
+    rows = usage_rows(visible_jobs(request.auth))
+    return {"rows": rows, **totals(rows)}
