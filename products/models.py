@@ -72,10 +72,10 @@ class Product(models.Model):
     @property
     def cover_thumbnail_url(self) -> str | None:
         """From `with_summary()`'s annotation."""
-        from .services import thumbnail_name
+        from .services import photo_storage, thumbnail_name
 
         name = getattr(self, "cover_image", None)
-        return upload_storage().url(thumbnail_name(name)) if name else None
+        return photo_storage().url(thumbnail_name(name)) if name else None
 
 
 class Photo(models.Model):

@@ -28,7 +28,7 @@ from django.db.models import Max
 from PIL import Image
 
 from . import validation
-from .models import Photo, Product, upload_storage
+from .models import Photo, Product
 from .validation import CheckedImage, Rejected
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,11 @@ class FileResult:
     message: str
     rule: str | None = None
     photo: Photo | None = None
+
+
+def photo_storage():
+    """Where photos and their thumbnails live (the Photo.image field's storage)."""
+    return Photo._meta.get_field("image").storage
 
 
 def photo_limit() -> int:
@@ -99,7 +104,7 @@ def candidates(uploads: Iterable[UploadedFile]) -> Iterator[tuple[str, bytes] | 
 
 def add_photos(product: Product, uploads: Iterable[UploadedFile]) -> list[FileResult]:
     """Validate and store uploads on `product`; one FileResult per file, in order."""
-    storage = upload_storage()
+    storage = photo_storage()
     written: list[str] = []
     results: list[FileResult] = []
     try:
@@ -154,6 +159,7 @@ def store(product: Product, checked: CheckedImage, position: int, storage,
     # upload_to generates the stored name; the extension follows the real format.
     photo.image.save(f"photo{checked.extension}", ContentFile(checked.data), save=False)
     written.append(photo.image.name)
+    photo.width, photo.height = checked.width, checked.height  # the save above clears them
     written.append(storage.save(thumbnail_name(photo.image.name),
                                 ContentFile(make_thumbnail(checked.image))))
     photo.save()
@@ -199,7 +205,7 @@ def delete_product(product: Product) -> None:
 
 
 def remove_files(names: list[str], folders: Iterable = ()) -> None:
-    storage = upload_storage()
+    storage = photo_storage()
     for name in names:
         try:
             storage.delete(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import stat
 import warnings
 import zipfile
@@ -177,8 +178,12 @@ def open_header(name: str, data: bytes) -> Image.Image:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-        except Image.DecompressionBombError:
-            raise Rejected(name, Rule.MEGAPIXELS, too_many_pixels_reason(None)) from None
+        except Image.DecompressionBombError as exc:
+            # Beyond Pillow's own limit it refuses to open the file at all; its message
+            # carries the pixel count.
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))
+            raise Rejected(name, Rule.MEGAPIXELS, too_many_pixels_reason(
+                None, int(pixels.group(1)) if pixels else None)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise Rejected(name, Rule.FORMAT,
                            "is not a JPEG, PNG or WebP photo. HEIC is not supported: set the "
@@ -186,10 +191,14 @@ def open_header(name: str, data: bytes) -> Image.Image:
                            "JPEG.") from None
 
 
-def too_many_pixels_reason(size: tuple[int, int] | None) -> str:
+def too_many_pixels_reason(size: tuple[int, int] | None, pixels: int | None = None) -> str:
     limit_mp = settings.PHOTO_MAX_PIXELS / 1_000_000
-    has = f"is {size[0]}×{size[1]} px ({size[0] * size[1] / 1_000_000:.1f} megapixels)" \
-        if size else "has far too many pixels"
+    if size:
+        has = f"is {size[0]}×{size[1]} px ({size[0] * size[1] / 1_000_000:.1f} megapixels)"
+    elif pixels:
+        has = f"has {pixels / 1_000_000:.1f} megapixels"
+    else:
+        has = "has far too many pixels"
     return (f"{has}; a photo may have at most {limit_mp:g} megapixels. "
             "Export it at a lower resolution.")
 
