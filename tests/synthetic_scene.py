@@ -222,10 +222,8 @@ def make_scene(out_dir: Path, *, n_views: int = 24, width: int = 320, height: in
 
     lo, hi = _object_bounds()
     center = (lo + hi) / 2
-    corners = np.array([BOX_CENTER + BOX_HALF * np.array([x, y, z])
-                        for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
-    radius = float(max(np.linalg.norm(corners - center, axis=1).max(),
-                       np.linalg.norm(BALL_CENTER - center) + BALL_RADIUS))
+    # The colmap stage's rule: the sphere around the product's box, so the box fits in it.
+    radius = float(np.linalg.norm(hi - lo) / 2)
     orbit_radius = 3.3 * radius
     focal = 0.84 * width
     K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])

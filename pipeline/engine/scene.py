@@ -102,10 +102,8 @@ def locate_object(c2w: np.ndarray, points: np.ndarray) -> ObjectLocation:
         if floor is not None:
             lo[2] = floor  # the product stands on the table: its bottom is hidden there
         center = basis.T @ ((lo + hi) / 2)
-        extent = np.linalg.norm(near - center, axis=1)
-        radius = min(1.1 * float(np.percentile(extent, 100 - q)),
-                     float(np.linalg.norm(hi - lo)) / 2)
-        radius = max(radius, float(np.max(hi - lo)) / 2)
+        # The sphere around the box: the whole product fits in the unit sphere.
+        radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-6 * distance)
         half = (hi - lo) / 2 / radius
     else:
         # Too few points to see its shape: assume it fills about half of the view.
@@ -196,12 +194,16 @@ def _ground_plane(
         h = float(np.dot(n, a))
         if h >= float(np.dot(n, focus)):
             continue  # above where the cameras look: the top of the product, not a table
-        count = int(np.sum(np.abs(points @ n - h) < tol))
-        if best is None or count > best[0]:
-            best = (count, n, h)
+        heights = points @ n - h
+        # A table hides what is under it: points below the plane count against it.
+        score = int(np.sum(np.abs(heights) < tol)) - int(np.sum(heights < -2 * tol))
+        if best is None or score > best[0]:
+            best = (score, n, h)
     if best is None or best[0] < max(20, 0.15 * len(points)):
         return None
     _, n, h = best
+    if np.sum(points @ n - h < -2 * tol) > 0.05 * len(points):
+        return None
     inliers = points[np.abs(points @ n - h) < tol]
     # Refit on the inliers, then check they surround the product rather than lie on one side.
     centroid = inliers.mean(axis=0)

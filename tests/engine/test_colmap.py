@@ -1,0 +1,264 @@
+"""The colmap stage on a synthetic capture with known cameras, on real photos, and on the
+bad input shop owners send. The command line runs as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.engine.colmap import estimate_poses, pair_list
+from pipeline.engine.dataset import read_transforms
+from pipeline.engine.progress import Progress, read_progress
+from pipeline.engine.workspace import Workspace
+from tests.synthetic_scene import SyntheticScene, make_scene
+
+ROOT = Path(__file__).resolve().parents[2]
+SKULL = ROOT.parent / "shared" / "datasets" / "skull"
+
+
+def run_colmap(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.engine", "colmap", "--workspace", str(ws), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R, t) minimising |s R src + t - dst|² over the point pairs."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_s, dst - mu_d
+    u, d, vt = np.linalg.svd(b.T @ a / len(src))
+    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ sign @ vt
+    scale = float(np.trace(np.diag(d) @ sign) / (a**2).sum(axis=1).mean())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def rotation_errors_deg(r_true: np.ndarray, r_est: np.ndarray) -> np.ndarray:
+    rel = np.einsum("nji,njk->nik", r_true, r_est)
+    cos = (np.trace(rel, axis1=1, axis2=2) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticScene:
+    scene = make_scene(tmp_path_factory.mktemp("scene"))
+    (scene.images_dir / "notes.txt").write_text("shot list")  # not a photo: ignored
+    return scene
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(scene: SyntheticScene, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    ws = tmp_path_factory.mktemp("ws")
+    return ws, run_colmap(ws, "--images", str(scene.images_dir))
+
+
+def test_places_the_synthetic_capture_where_it_was_taken(synthetic_run, scene):
+    ws, proc = synthetic_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frames = {f.name: f for f in read_transforms(ws / "dataset" / "transforms.json")}
+    assert len(frames) >= 0.9 * len(scene.names)
+
+    index = [scene.names.index(name) for name in frames]
+    est = np.stack([f.c2w for f in frames.values()])
+    true = scene.c2w[index]
+    s, rot, t = umeyama(est[:, :3, 3], true[:, :3, 3])
+    errors = rotation_errors_deg(true[:, :3, :3], rot @ est[:, :3, :3])
+    assert np.median(errors) < 2.0, errors
+    # The normalized frame's origin is the product's centre, its unit the product radius.
+    assert np.linalg.norm(t - scene.object_center) < 0.05 * scene.orbit_radius
+    assert s == pytest.approx(scene.object_radius, rel=0.15)
+    # Up is +Z: the true up, rotated into the normalized frame, is nearly +Z.
+    assert (rot.T @ scene.up)[2] > np.cos(np.radians(3))
+
+
+def test_writes_every_contracted_file(synthetic_run, scene):
+    ws, proc = synthetic_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Ignored notes.txt: not a JPEG or PNG photo." in proc.stderr
+    assert last_line(proc.stdout).startswith(f"Placed {len(scene.names)} of "
+                                             f"{len(scene.names)} photos")
+
+    with zipfile.ZipFile(ws / "images.zip") as zf:
+        assert sorted(zf.namelist()) == scene.names
+    for name in ("cameras.bin", "images.bin", "points3D.bin", "database.db"):
+        assert (ws / "colmap" / name).is_file()
+
+    summary = json.loads((ws / "colmap" / "summary.json").read_text())
+    assert summary["total"] == summary["placed"] == len(scene.names)
+    assert summary["matcher"] == "exhaustive"
+    assert 0 < summary["mean_reprojection_error"] < 1.5
+    assert set(summary["timings"]) >= {"extract", "match", "map"}
+    radii = [np.linalg.norm(i["position"][:2]) for i in summary["images"]]
+    assert all(2.0 < r < 5.0 for r in radii)  # orbit radius 3.3 product radii
+    assert all(i["reason"] is None for i in summary["images"])
+
+    obj = json.loads((ws / "model" / "object.json").read_text())
+    assert obj["center"] == [0.0, 0.0, 0.0] and obj["up"] == [0.0, 0.0, 1.0]
+    assert obj["radius"] == 1.0
+    assert np.linalg.norm(obj["bbox_max"]) <= 1.0 + 1e-6
+    assert np.allclose(obj["bbox_min"], -np.array(obj["bbox_max"]))
+    assert 10 < obj["elevation_deg"]["mean"] < 35
+    assert obj["camera_distance"]["mean"] == pytest.approx(
+        scene.orbit_radius / scene.object_radius, rel=0.1)
+    assert np.array(obj["colmap_to_world"]).shape == (4, 4)
+
+    state = read_progress(ws / "progress.json")
+    assert state["status"] == "succeeded" and state["stage"] == "colmap"
+    assert state["metrics"]["placed"] == state["metrics"]["total"] == len(scene.names)
+    assert state["metrics"]["unplaced"] == []
+    assert state["metrics"]["mean_reprojection_error"] == summary["mean_reprojection_error"]
+
+
+def test_dataset_loads_with_nerfstudios_own_parser(synthetic_run):
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    ws, proc = synthetic_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = NerfstudioDataParserConfig(
+        data=ws / "dataset", orientation_method="none", center_method="none",
+        auto_scale_poses=False, train_split_fraction=1.0, downscale_factor=1)
+    outputs = config.setup().get_dataparser_outputs("train")
+    assert len(outputs.image_filenames) == 24
+    assert all(Path(f).is_file() for f in outputs.image_filenames)
+    cameras = outputs.cameras
+    assert int(cameras.width[0]) == 320 and int(cameras.height[0]) == 240
+    # nerfstudio keeps our frame as it is: the cameras orbit the origin around +Z.
+    positions = cameras.camera_to_worlds[:, :3, 3].numpy()
+    assert np.abs(positions.mean(axis=0)[:2]).max() < 0.5
+    look = -cameras.camera_to_worlds[:, :3, 2].numpy()  # OpenGL cameras look along -z
+    towards_centre = -positions / np.linalg.norm(positions, axis=1, keepdims=True)
+    assert np.median(np.sum(look * towards_centre, axis=1)) > np.cos(np.radians(5))
+
+
+def test_reruns_from_images_zip_with_the_sequential_matcher(synthetic_run, scene, tmp_path):
+    """The worker's call: photos only in WS/images.zip; and the large-set matcher."""
+    ws, proc = synthetic_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rerun = Workspace(tmp_path / "ws").ensure()
+    shutil.copy(ws / "images.zip", rerun.images_zip)
+    result = estimate_poses(rerun, matcher="sequential",
+                            progress=Progress(rerun.progress_json, "colmap", show_bar=False))
+    assert result.matcher == "sequential"
+    assert result.placed == len(scene.names)
+    assert rerun.transforms_json.is_file()
+
+
+def test_sequential_pairs_close_the_loop_and_grow_linearly():
+    pairs = pair_list(200, "sequential")
+    assert len(pairs) == len(set(pairs))
+    assert all(a < b for a, b in pairs)
+    assert (0, 1) in pairs and (0, 199) in pairs  # the last photo meets the first
+    # Opposite sides of the loop meet through the skeleton.
+    assert max(min(b - a, 200 - (b - a)) for a, b in pairs) >= 95
+    assert len(pair_list(400, "sequential")) < 2.1 * len(pairs)  # not 4× as exhaustive
+    assert len(pair_list(20, "exhaustive")) == 190
+
+
+@pytest.mark.slow
+def test_places_every_skull_photo(tmp_path):
+    proc = run_colmap(tmp_path, "--images", str(SKULL))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "colmap" / "summary.json").read_text())
+    assert summary["placed"] == summary["total"] == 29
+    assert summary["mean_reprojection_error"] < 1.0
+    obj = json.loads((tmp_path / "model" / "object.json").read_text())
+    assert 1.5 < obj["camera_distance"]["mean"] < 20
+
+
+# Bad input: each fails with its own one-line reason, exit code 3 and a failed progress.json.
+
+
+def assert_fails(ws: Path, proc: subprocess.CompletedProcess[str], *phrases: str) -> str:
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    reason = last_line(proc.stderr)
+    assert reason.startswith("error: ")
+    for phrase in phrases:
+        assert phrase in reason
+    state = read_progress(ws / "progress.json")
+    assert state["status"] == "failed" and state["stage"] == "colmap"
+    assert state["error"] == reason.removeprefix("error: ")
+    return reason
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "photos").mkdir()
+    proc = run_colmap(tmp_path / "ws", "--images", str(tmp_path / "photos"))
+    assert_fails(tmp_path / "ws", proc, "No photos were found", "20 or more")
+
+
+def test_no_images_zip_in_the_workspace(tmp_path):
+    proc = run_colmap(tmp_path / "ws")
+    assert_fails(tmp_path / "ws", proc, "no images.zip", "upload the photos")
+
+
+def test_two_photos(tmp_path, scene):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in scene.names[:2]:
+        shutil.copy(scene.images_dir / name, photos / name)
+    proc = run_colmap(tmp_path / "ws", "--images", str(photos))
+    assert_fails(tmp_path / "ws", proc, "Only 2 different photos", "at least 3")
+
+
+def test_only_files_that_are_not_photos(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "readme.txt").write_text("hello")
+    (photos / "clip.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  ")
+    proc = run_colmap(tmp_path / "ws", "--images", str(photos))
+    assert_fails(tmp_path / "ws", proc, "None of the 2 uploaded files is a photo")
+    assert "Ignored clip.mov" in proc.stderr
+
+
+def test_truncated_jpeg(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("17.jpg", "18.jpg", "22.jpg"):
+        shutil.copy(SKULL / name, photos / name)
+    data = (SKULL / "23.jpg").read_bytes()
+    (photos / "23.jpg").write_bytes(data[: len(data) // 2])
+    proc = run_colmap(tmp_path / "ws", "--images", str(photos))
+    assert_fails(tmp_path / "ws", proc, "Photo 23.jpg is damaged or incomplete",
+                 "upload it again")
+
+
+def test_thirty_copies_of_one_photo(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in range(30):
+        shutil.copy(SKULL / "17.jpg", photos / f"IMG_{n:04d}.jpg")
+    proc = run_colmap(tmp_path / "ws", "--images", str(photos))
+    assert_fails(tmp_path / "ws", proc, "Only 1 different photo",
+                 "29 identical copies")
+
+
+def test_photos_of_unrelated_scenes(tmp_path):
+    """Three far-apart skull shots and three scenes of their own: nothing overlaps."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("17.jpg", "33.jpg", "46.jpg"):
+        shutil.copy(SKULL / name, photos / name)
+    for seed in (1, 2, 3):
+        other = make_scene(tmp_path / f"scene{seed}", n_views=2, seed=seed)
+        shutil.copy(other.images_dir / other.names[0], photos / f"other_{seed}.png")
+    ws = tmp_path / "ws"
+    proc = run_colmap(ws, "--images", str(photos))
+    assert_fails(ws, proc, "photos could be placed", "overlap", "even light", "reflections")
+    summary = json.loads((ws / "colmap" / "summary.json").read_text())
+    assert summary["total"] == 6 and summary["placed"] < 3
+    unplaced = [i for i in summary["images"] if not i["placed"]]
+    assert unplaced and all(i["reason"] for i in unplaced)
+    assert not (ws / "dataset" / "transforms.json").exists()
