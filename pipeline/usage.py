@@ -12,6 +12,9 @@ from django.db.models.functions import Coalesce, TruncMonth
 from .models import Job
 
 
+CENT_HUNDREDTHS = Decimal("0.0001")
+
+
 @dataclass(frozen=True)
 class UsageRow:
     month: date
@@ -48,7 +51,7 @@ def usage_rows(jobs: QuerySet[Job]) -> list[UsageRow]:
         prev = merged.get((month, kind))
         row = UsageRow(month=month, gpu_type=kind, jobs=r["n"], succeeded=r["ok"],
                        failed=r["bad"], gpu_minutes=round(float(r["gpu_s"]) / 60, 1),
-                       cost_usd=Decimal(r["cost"]))
+                       cost_usd=Decimal(r["cost"]).quantize(CENT_HUNDREDTHS))
         if prev:  # local jobs may carry different gpu_type strings; they are one kind here
             row = UsageRow(month, kind, prev.jobs + row.jobs, prev.succeeded + row.succeeded,
                            prev.failed + row.failed,
