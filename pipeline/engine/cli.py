@@ -34,6 +34,41 @@ def _cmd_colmap(args: argparse.Namespace, ws: Workspace) -> str:
     return result.summary_line()
 
 
+def _cmd_train(args: argparse.Namespace, ws: Workspace) -> str:
+    from .train import train
+
+    progress = Progress(ws.progress_json, "train")
+    with _reporting(progress):
+        result = train(ws, preset=args.preset, iterations=args.iterations, progress=progress)
+        progress.done(result.summary_line(), steps=result.steps, loss=result.loss)
+    return result.summary_line()
+
+
+def _cmd_render(args: argparse.Namespace, ws: Workspace) -> str:
+    from .render import render
+
+    progress = Progress(ws.progress_json, "render")
+    with _reporting(progress):
+        result = render(ws, frames=args.frames, rows=args.rows, size=args.size,
+                        batch_size=args.batch_size, progress=progress)
+        progress.done(result.summary_line(), frames_done=result.frames)
+    return result.summary_line()
+
+
+def _cmd_run(args: argparse.Namespace, ws: Workspace) -> str:
+    """colmap, then train (masks included), then render, each reporting as its own stage."""
+    colmap_args = argparse.Namespace(images=args.images, max_image_size=args.max_image_size,
+                                     matcher="auto")
+    lines = [_cmd_colmap(colmap_args, ws)]
+    print(lines[-1])
+    lines.append(_cmd_train(argparse.Namespace(preset=args.preset, iterations=None), ws))
+    print(lines[-1])
+    render_args = argparse.Namespace(frames=args.frames, rows=args.rows, size=args.size,
+                                     batch_size=args.batch_size)
+    lines.append(_cmd_render(render_args, ws))
+    return lines[-1]
+
+
 class _reporting:
     """Turns an exception inside a stage into a failed progress.json, then re-raises."""
 
@@ -78,7 +113,66 @@ def build_parser() -> argparse.ArgumentParser:
                         default="auto", help="auto: exhaustive up to 60 photos, else "
                         "sequential with loop detection (default auto)")
     colmap.set_defaults(handler=_cmd_colmap)
+
+    from .presets import DEFAULT_PRESET, PRESET_NAMES
+
+    train = stages.add_parser(
+        "train",
+        help="mask the photos and train a NeRF (nerfstudio's nerfacto)",
+        description="Build foreground masks, then train nerfacto on the masked photos; the "
+        "config and checkpoints go to WS/model/nerfacto/, the loss history to "
+        "WS/model/loss.json. Resumes from the latest checkpoint of the same preset.",
+    )
+    _add_workspace(train)
+    _add_preset(train, PRESET_NAMES, DEFAULT_PRESET)
+    train.add_argument("--iterations", type=int, metavar="N",
+                       help="training steps (default: the preset's)")
+    train.set_defaults(handler=_cmd_train)
+
+    render = stages.add_parser(
+        "render",
+        help="render transparent RGBA frames orbiting the product",
+        description="Render RGBA PNG frames orbiting the product into WS/frames/batch_NN.zip "
+        "with WS/frames/manifest.json.",
+    )
+    _add_workspace(render)
+    _add_render_options(render)
+    render.set_defaults(handler=_cmd_render)
+
+    run = stages.add_parser(
+        "run",
+        help="colmap, train and render in one go",
+        description="Estimate poses, train and render: the whole job from a folder of photos.",
+    )
+    _add_workspace(run)
+    run.add_argument("--images", type=Path, help="folder of photos (or an images.zip); "
+                     "default: WS/images.zip")
+    run.add_argument("--max-image-size", type=int, default=1600, metavar="PX",
+                     help="long side of the copies used for features (default 1600)")
+    _add_preset(run, PRESET_NAMES, DEFAULT_PRESET)
+    _add_render_options(run)
+    run.set_defaults(handler=_cmd_run)
     return parser
+
+
+def _add_preset(parser: argparse.ArgumentParser, names: tuple[str, ...], default: str) -> None:
+    parser.add_argument("--preset", choices=names, default=default,
+                        help=f"quality and cost: test and draft are quick, standard is the "
+                        f"production default, high is slow (default {default}); each is sized "
+                        "for the device, CUDA or CPU")
+
+
+def _add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, metavar="N",
+                        help="frames per turn (default: 1440, one every 0.25 degrees, on a GPU; "
+                        "fewer with CPU presets)")
+    parser.add_argument("--rows", type=int, default=1, metavar="R",
+                        help="turns at elevations across the photos' range; 1 = one turn at "
+                        "their mean elevation (default 1)")
+    parser.add_argument("--size", type=int, metavar="PX",
+                        help="frame width and height in pixels (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, default=100, metavar="B",
+                        help="frames per zip in WS/frames/ (default 100)")
 
 
 def _add_workspace(parser: argparse.ArgumentParser) -> None:

@@ -263,7 +263,7 @@ def render_frame(model: Any, frame: OrbitFrame, box: ProductBox, focal: float, s
 
 def _png_bytes(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=3)
+    Image.fromarray(rgba).save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
 
 

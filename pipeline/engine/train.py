@@ -115,7 +115,10 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
     model = ProductNerfactoModelConfig(
         product_box=box,
         eval_num_rays_per_chunk=1 << 14,
-        average_init_density=0.01,
+        # Not nerfacto's method default of 0.01: with a random background and a nearly
+        # empty start, the colour only sees how the background differs from the product
+        # and is driven into the sigmoid's flat end (black, for good) within ~30 steps.
+        average_init_density=1.0,
         num_proposal_samples_per_ray=preset.proposal_samples,
         num_nerf_samples_per_ray=preset.nerf_samples,
         log2_hashmap_size=preset.log2_hashmap_size,

@@ -146,7 +146,7 @@ def prepare_training_set(
             log.warning("no product found in %s; it trains as all background", frame.name)
         stem = Path(frame.name).stem
         Image.fromarray(mask).save(mask_dir / f"{stem}.png")
-        Image.fromarray(np.dstack([photo, mask]), "RGBA").save(train_dir / f"{stem}.png",
+        Image.fromarray(np.dstack([photo, mask])).save(train_dir / f"{stem}.png",
                                                                compress_level=1)
         entry = {"file_path": f"{TRAIN_DIR}/{stem}.png",
                  "transform_matrix": (frame.c2w @ OPENCV_TO_OPENGL).tolist()}
