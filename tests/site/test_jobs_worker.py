@@ -139,7 +139,7 @@ def test_failed_job_shows_the_engines_message_then_retry_runs_to_the_end(
     message; after adding good photos, a retry runs every stage and finishes the spin."""
     for i in range(settings.JOB_MIN_PHOTOS):
         add_photo(product, noise_png(i), f"noise{i}.png", i)
-    job = start_job(product, JobOptions(**TINY, iterations=30), backend="local")
+    job = start_job(product, JobOptions(**TINY, iterations=8), backend="local")
     job = wait_for(lambda: Job.objects.filter(pk=job.pk, status="failed").first(),
                    timeout=120, what="the job to fail at poses")
     assert job.stage == "colmap" and job.colmap_finished_at is None
