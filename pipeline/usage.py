@@ -11,7 +11,6 @@ from django.db.models.functions import Coalesce, TruncMonth
 
 from .models import Job
 
-
 CENT_HUNDREDTHS = Decimal("0.0001")
 
 
