@@ -1,0 +1,102 @@
+"""Stale-job recovery: a running job whose worker stopped writing its heartbeat."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from pipeline.backends.local import LocalBackend
+from pipeline.models import Job
+from pipeline.recovery import recover_stale_jobs
+from products.models import Product
+from tests.site.jobs_fixtures import storage
+from tests.synthetic_scene import make_scene
+
+pytestmark = pytest.mark.django_db
+__all__ = ["storage"]
+
+
+@pytest.fixture
+def product(django_user_model):
+    owner = django_user_model.objects.create_user("shop")
+    return Product.objects.create(owner=owner, name="Mug", sku="MUG-1")
+
+
+def running_job(product, *, heartbeat_age: float, handle: dict | None = None) -> Job:
+    beat = timezone.now() - timedelta(seconds=heartbeat_age)
+    job = Job.objects.create(product=product, status=Job.Status.RUNNING, stage="train",
+                             attempts=1, backend_state={"handle": handle} if handle else {})
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=beat, updated_at=beat)
+    return job
+
+
+def orphan_engine(tmp_path, job_id: str) -> dict:
+    """A real engine stage whose parent forgot it, like one left by a killed worker."""
+    scene = make_scene(tmp_path / "scene", n_views=8, width=96, height=72)
+    backend = LocalBackend()
+    scene.write_ground_truth_workspace(backend.workspace(job_id))
+    handle = backend.start(job_id, "train", ["--preset", "test"], time_limit=600)
+    LocalBackend._children.pop(handle["pid"])
+    return handle
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return True
+    if state == "Z":
+        os.waitpid(pid, os.WNOHANG)  # our own child in this test: reap it
+        return True
+    return False
+
+
+def test_fail_mode_stops_the_orphan_and_fails_with_a_clear_message(
+        product, storage, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("NERF_DEVICE", "cpu")
+    settings.JOB_STALE_ACTION = "fail"
+    job_id = str(uuid.uuid4())
+    handle = orphan_engine(tmp_path, job_id)
+    job = running_job(product, heartbeat_age=settings.JOB_STALE_AFTER_SECONDS + 5,
+                      handle=handle)
+    Job.objects.filter(pk=job.pk).update(id=job_id)
+    fresh_product = Product.objects.create(owner=product.owner, name="Plate", sku="P-1")
+    fresh = running_job(fresh_product, heartbeat_age=1)
+
+    assert recover_stale_jobs() == {"resumed": [], "failed": [job_id]}
+    deadline = time.monotonic() + 10
+    while not gone(handle["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(handle["pid"])
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "failed" and job.backend_state == {}
+    assert job.error.startswith("The worker running this job stopped during training")
+    assert Job.objects.get(pk=fresh.pk).status == "running"  # its worker is alive
+
+
+def test_resume_mode_queues_a_new_attempt(product, storage, settings):
+    settings.JOB_STALE_ACTION = "resume"
+    job = running_job(product, heartbeat_age=settings.JOB_STALE_AFTER_SECONDS + 5)
+    assert recover_stale_jobs() == {"resumed": [str(job.pk)], "failed": []}
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("queued", 2)
+    assert job.message == "The worker stopped during training; resuming there."
+    assert job.task_id  # handed to the queue
+    assert recover_stale_jobs() == {"resumed": [], "failed": []}  # nothing stale now
+
+
+def test_schedules_exist_once():
+    from django_q.models import Schedule
+
+    from pipeline.schedules import SCHEDULES, ensure_schedules
+
+    ensure_schedules()
+    ensure_schedules()
+    assert sorted(Schedule.objects.values_list("func", flat=True)) == sorted(
+        s["func"] for s in SCHEDULES.values())
