@@ -36,7 +36,7 @@ GPU_STAGES = ("train", "render")
 
 
 def _modal_sdk() -> ModuleType:
-    """The Modal client library (imported on first use: the web process rarely needs it)."""
+    """The Modal client library; tests hand ModalBackend a fake of it instead."""
     return import_module("modal")
 
 
@@ -44,7 +44,7 @@ class ModalBackend(Backend):
     name = "modal"
     # One authenticated client per process and token: django-q2 forks its workers, and a
     # client must not cross a fork.
-    _clients: ClassVar[dict[tuple[int, str], Any]] = {}
+    _clients: ClassVar[dict[tuple[int, str, str], Any]] = {}
 
     def __init__(self, sdk: Any | None = None) -> None:
         self.sdk = sdk if sdk is not None else _modal_sdk()
@@ -66,7 +66,7 @@ class ModalBackend(Backend):
                 "for the worker (create a token at modal.com → Settings → API Tokens, or "
                 "run `modal token new`) and restart it, or set NERF_BACKEND=local to run "
                 "jobs on this machine.")
-        key = (os.getpid(), token_id)
+        key = (os.getpid(), token_id, token_secret)
         if key not in self._clients:
             with self._modal_errors("connect to Modal"):
                 self._clients[key] = self.sdk.Client.from_credentials(token_id, token_secret)
