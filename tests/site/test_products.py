@@ -9,10 +9,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django_q.models import OrmQ
 
 from pipeline.models import Job
 from products.models import Photo, Product
+from tests.site.test_api import take_queued
 from tests.site.test_validation import jpeg, stored_files, uploads_dir  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -168,7 +168,7 @@ class TestGenerateAndJobPages:
         job = Job.objects.get()
         assert response["Location"] == f"/jobs/{job.pk}/"
         assert (job.preset, job.frame_count, job.frame_size) == ("draft", 24, 256)
-        assert OrmQ.objects.count() == 1
+        assert len(take_queued(job.pk)) == 1
         page = signed_in.get(f"/jobs/{job.pk}/").content.decode()
         assert "Queued" in page and "Cancel" in page
 
