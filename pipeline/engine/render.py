@@ -28,7 +28,7 @@ from PIL import Image
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
 from .masks import ProductBox
-from .orbit import OrbitFrame, framing, orbit
+from .orbit import framing, orbit
 from .presets import DEFAULT_PRESET, get_preset
 from .product import load_product
 from .progress import Progress, write_json_atomic
@@ -57,17 +57,20 @@ class RenderResult:
     size: int
     batches: list[Path]
     seconds: float
+    render_seconds: float
+    """The frames alone, without loading the model."""
     rays: int
     manifest: Path
 
     @property
     def seconds_per_frame(self) -> float:
-        return self.seconds / max(1, self.frames)
+        return self.render_seconds / max(1, self.frames)
 
     def summary_line(self) -> str:
         return (f"Rendered {self.frames} frames of {self.size}×{self.size} px in "
                 f"{len(self.batches)} batches in {self.seconds:.0f} s "
-                f"({self.seconds_per_frame:.2f} s/frame, {self.rays / max(self.seconds, 1e-9):.0f} "
+                f"({self.seconds_per_frame:.2f} s/frame, "
+                f"{self.rays / max(self.render_seconds, 1e-9):.0f} "
                 "rays/s).")
 
 
@@ -161,6 +164,7 @@ def render(
     entries: list[dict[str, Any]] = []
     batches: list[Path] = []
     rays_total = 0
+    loop_started = time.monotonic()
     archive: zipfile.ZipFile | None = None
     with torch.no_grad():
         for frame in path:
@@ -168,7 +172,8 @@ def render(
             if archive is None:
                 batches.append(frames_dir / BATCH_NAME.format(batch))
                 archive = zipfile.ZipFile(_partial(batches[-1]), "w", zipfile.ZIP_STORED)
-            rgba, rays = render_frame(model, frame, box, focal, size, chunk, device)
+            rgba, rays = render_view(model, View.square(frame.c2w, focal, size), box, chunk,
+                                     device)
             rays_total += rays
             name = FRAME_NAME.format(frame.index)
             archive.writestr(name, _png_bytes(rgba))
@@ -184,6 +189,7 @@ def render(
                 progress.update(done / len(path), f"frame {done}/{len(path)}",
                                 frames_done=done, frames=len(path))
 
+    loop_seconds = time.monotonic() - loop_started
     manifest = {
         "count": len(path), "frames_per_row": frames, "rows": rows, "width": size,
         "height": size, "format": "png", "alpha": "straight", "batch_size": batch_size,
@@ -191,30 +197,47 @@ def render(
         "camera_distance": round(distance, 4), "model_step": step, "frames": entries,
     }
     write_json_atomic(ws.manifest_json, manifest)
-    return RenderResult(len(path), size, batches, time.monotonic() - started, rays_total,
-                        ws.manifest_json)
+    return RenderResult(len(path), size, batches, time.monotonic() - started, loop_seconds,
+                        rays_total, ws.manifest_json)
 
 
-def frame_rays(frame: OrbitFrame, box: ProductBox, focal: float, size: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The rays of a frame that cross the box: pixel indices (M,), origins, directions,
+@dataclass(frozen=True)
+class View:
+    """A pinhole camera to render: OpenGL camera-to-world in the normalized frame."""
+
+    c2w: np.ndarray
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def square(cls, c2w: np.ndarray, focal: float, size: int) -> View:
+        return cls(c2w, focal, focal, size / 2, size / 2, size, size)
+
+
+def view_rays(view: View, box: ProductBox
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rays of a view that cross the box: pixel indices (M,), origins, directions,
     and the entry and exit distances along each ray."""
-    c2w = frame.c2w
+    c2w, width, height = view.c2w, view.width, view.height
     corners = np.array([[x, y, z] for x in (box.lo[0], box.hi[0]) for y in (box.lo[1], box.hi[1])
                         for z in (box.lo[2], box.hi[2])])
     cam = (corners - c2w[:3, 3]) @ c2w[:3, :3]  # into camera axes (OpenGL: looking down -z)
     depth = np.maximum(-cam[:, 2], 1e-6)
-    u = size / 2 + focal * cam[:, 0] / depth
-    v = size / 2 - focal * cam[:, 1] / depth
+    u = view.cx + view.fx * cam[:, 0] / depth
+    v = view.cy - view.fy * cam[:, 1] / depth
     # Only the projected box's bounding rectangle gets rays at all.
-    x0, x1 = max(0, int(np.floor(u.min()))), min(size, int(np.ceil(u.max())) + 1)
-    y0, y1 = max(0, int(np.floor(v.min()))), min(size, int(np.ceil(v.max())) + 1)
+    x0, x1 = max(0, int(np.floor(u.min()))), min(width, int(np.ceil(u.max())) + 1)
+    y0, y1 = max(0, int(np.floor(v.min()))), min(height, int(np.ceil(v.max())) + 1)
     if x0 >= x1 or y0 >= y1:
         empty = np.zeros((0, 3))
         return np.zeros(0, np.int64), empty, empty, np.zeros(0), np.zeros(0)
     ys, xs = np.mgrid[y0:y1, x0:x1]
     xs, ys = xs.ravel(), ys.ravel()
-    d_cam = np.stack([(xs + 0.5 - size / 2) / focal, -(ys + 0.5 - size / 2) / focal,
+    d_cam = np.stack([(xs + 0.5 - view.cx) / view.fx, -(ys + 0.5 - view.cy) / view.fy,
                       -np.ones(len(xs))], axis=1)
     dirs = d_cam @ c2w[:3, :3].T
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
@@ -225,19 +248,19 @@ def frame_rays(frame: OrbitFrame, box: ProductBox, focal: float, size: int
     near = np.nanmax(np.minimum(t1, t2), axis=1)
     far = np.nanmin(np.maximum(t1, t2), axis=1)
     hit = far > np.maximum(near, 0.0)
-    pixels = (ys * size + xs)[hit]
+    pixels = (ys * width + xs)[hit]
     origins = np.broadcast_to(origin, (int(hit.sum()), 3))
     return pixels, origins, dirs[hit], np.maximum(near[hit], 0.0), far[hit]
 
 
-def render_frame(model: Any, frame: OrbitFrame, box: ProductBox, focal: float, size: int,
-                 chunk: int, device: str) -> tuple[np.ndarray, int]:
-    """(RGBA uint8 (size,size,4), rays rendered) for one orbit camera."""
+def render_view(model: Any, view: View, box: ProductBox, chunk: int, device: str
+                ) -> tuple[np.ndarray, int]:
+    """(RGBA uint8 (H,W,4) with straight alpha, rays rendered) for one camera."""
     import torch
     from nerfstudio.cameras.rays import RayBundle
 
-    pixels, origins, dirs, near, far = frame_rays(frame, box, focal, size)
-    rgba = np.zeros((size * size, 4), np.float32)
+    pixels, origins, dirs, near, far = view_rays(view, box)
+    rgba = np.zeros((view.width * view.height, 4), np.float32)
     for start in range(0, len(pixels), chunk):
         sl = slice(start, start + chunk)
         n = len(pixels[sl])
@@ -248,7 +271,7 @@ def render_frame(model: Any, frame: OrbitFrame, box: ProductBox, focal: float, s
 
         bundle = RayBundle(
             origins=column(origins), directions=column(dirs),
-            pixel_area=torch.full((n, 1), 1.0 / focal**2, device=device),
+            pixel_area=torch.full((n, 1), 1.0 / (view.fx * view.fy), device=device),
             camera_indices=torch.zeros((n, 1), dtype=torch.long, device=device),
             nears=column(near), fars=column(far))
         out = model(bundle)
@@ -256,7 +279,8 @@ def render_frame(model: Any, frame: OrbitFrame, box: ProductBox, focal: float, s
         rgb = out["rgb"].float().cpu().numpy().reshape(n, 3)
         rgba[pixels[sl], :3] = rgb / np.maximum(acc, 1e-6)[:, None]
         rgba[pixels[sl], 3] = np.where(acc < ALPHA_FLOOR, 0.0, acc)
-    image = np.clip(np.round(rgba * 255), 0, 255).astype(np.uint8).reshape(size, size, 4)
+    image = np.clip(np.round(rgba * 255), 0, 255).astype(np.uint8)
+    image = image.reshape(view.height, view.width, 4)
     image[image[..., 3] == 0] = 0
     return image, len(pixels)
 
