@@ -23,6 +23,10 @@ from pipeline.tasks import requeue
 
 log = logging.getLogger(__name__)
 
+# A job that keeps losing its worker (e.g. it is killed for memory every time) is failed
+# after this many attempts instead of being resumed forever.
+MAX_ATTEMPTS = 3
+
 
 def stale_jobs():
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
@@ -41,7 +45,7 @@ def recover_stale_jobs() -> dict[str, list[str]]:
                 get_backend(job.backend).cancel(str(job.pk), handle)
             except BackendError as exc:
                 log.warning("could not stop the orphaned stage of job %s: %s", job.pk, exc)
-        if settings.JOB_STALE_ACTION == "resume":
+        if settings.JOB_STALE_ACTION == "resume" and job.attempts < MAX_ATTEMPTS:
             if requeue(str(job.pk), job.attempts,
                        f"The worker stopped during {stage}; resuming there."):
                 log.warning("job %s lost its worker during %s; queued again", job.pk, stage)
@@ -51,6 +55,10 @@ def recover_stale_jobs() -> dict[str, list[str]]:
         reason = (f"The worker running this job stopped during {stage} (no sign of life for "
                   f"{settings.JOB_STALE_AFTER_SECONDS} s). Press Retry to continue from "
                   "there; finished stages are kept.")
+        if job.attempts >= MAX_ATTEMPTS and settings.JOB_STALE_ACTION == "resume":
+            reason = (f"The worker stopped during {stage} on each of {job.attempts} attempts; "
+                      "the machine may lack the memory for this job. Try a lighter preset "
+                      "or fewer, smaller frames.")
         if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING,
                               attempts=job.attempts).update(
                 status=Job.Status.FAILED, error=reason, message=reason[:500],

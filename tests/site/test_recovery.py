@@ -100,3 +100,14 @@ def test_schedules_exist_once():
     ensure_schedules()
     assert sorted(Schedule.objects.values_list("func", flat=True)) == sorted(
         s["func"] for s in SCHEDULES.values())
+
+
+def test_a_job_that_keeps_losing_its_worker_is_failed(product, storage, settings):
+    from pipeline.recovery import MAX_ATTEMPTS
+
+    settings.JOB_STALE_ACTION = "resume"
+    job = running_job(product, heartbeat_age=settings.JOB_STALE_AFTER_SECONDS + 5)
+    Job.objects.filter(pk=job.pk).update(attempts=MAX_ATTEMPTS)
+    assert recover_stale_jobs() == {"resumed": [], "failed": [str(job.pk)]}
+    job.refresh_from_db()
+    assert job.status == "failed" and "Try a lighter preset" in job.error

@@ -125,7 +125,11 @@ class Command(BaseCommand):
                                        for p in files])
         refused = [r for r in results if not r.accepted]
         for result in refused:
-            self.stderr.write(f"refused {result.name}: {result.message}")
+            self.stderr.write(f"refused: {result.message}")
+        if len(refused) == len(results):
+            product.delete()  # nothing usable: leave no empty product behind
+            raise CommandError(f"None of the {len(results)} files in {folder} could be used "
+                               "(reasons above).")
         self.stdout.write(f"Product {product.pk} {name!r}: {len(results) - len(refused)} "
                           f"photos added, {len(refused)} refused.")
         return product
