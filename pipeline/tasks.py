@@ -9,17 +9,20 @@ handed to another worker, and this one stops its stage and leaves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -189,7 +192,8 @@ class JobRunner:
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            self.backend.collect_frames(self.job_id, tmp / "batches")
+            with self._beating():
+                self.backend.collect_frames(self.job_id, tmp / "batches")
             manifest = build_site_frames(
                 tmp, on_progress=lambda f: self._save(
                     stage_progress=f, progress=self._overall("finalize", f),
@@ -229,7 +233,8 @@ class JobRunner:
             source = self.job.source_job or self.job
             if not model_is_kept(source):
                 raise StageFailed("The trained model of this job is gone; start a new job.")
-            self.backend.restore_model(self.job_id, job_model_dir(source))
+            with self._beating():
+                self.backend.restore_model(self.job_id, job_model_dir(source))
         return {"train": "Training the NeRF.", "render": "Rendering the frames."}[stage]
 
     def _stage_args(self, stage: str) -> list[str]:
@@ -256,13 +261,15 @@ class JobRunner:
                     suffix = Path(photo.image.name).suffix.lower() or ".jpg"
                     with photo.image.open("rb") as fh:
                         archive.writestr(f"{n:04d}_{photo.sha256[:8]}{suffix}", fh.read())
-            self.backend.prepare(self.job_id, path)
+            with self._beating():
+                self.backend.prepare(self.job_id, path)
 
     def _keep_model(self) -> None:
         dest = job_model_dir(self.job)
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.backend.collect_model(self.job_id, tmp)
+        with self._beating():
+            self.backend.collect_model(self.job_id, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
 
@@ -332,6 +339,29 @@ class JobRunner:
         for name, value in fields.items():
             setattr(self.job, name, value)
         self._notify()
+
+    @contextlib.contextmanager
+    def _beating(self) -> Iterator[None]:
+        """Keep the heartbeat going during a long blocking transfer (a Modal download),
+        so recovery does not take a busy worker for a dead one."""
+        done = threading.Event()
+
+        def beat() -> None:
+            try:
+                while not done.wait(SAVE_INTERVAL_S):
+                    Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
+                                       attempts=self.attempt).update(
+                        heartbeat_at=timezone.now())
+            finally:
+                connection.close()  # this thread's own connection
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _close_entry(self, entry: dict[str, Any], outcome: str, *, write_only: bool = False,
                      **extra: Any) -> None:

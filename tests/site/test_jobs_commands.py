@@ -13,7 +13,7 @@ from pipeline.models import Job
 from products.models import Product
 from tests.site.jobs_fixtures import delete_photo_files, storage
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 __all__ = ["storage"]
 
 
