@@ -108,6 +108,9 @@ MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
 UPLOAD_STORAGE_PATH = env_path("UPLOAD_STORAGE_PATH", MEDIA_ROOT / "uploads")
 FRAME_STORAGE_PATH = env_path("FRAME_STORAGE_PATH", MEDIA_ROOT / "frames")
+# Finished frames are public by their job's random id, so storefronts can embed spins. The
+# site serves them itself; a web server or CDN in front of this URL makes them faster.
+FRAME_URL = os.environ.get("FRAME_URL", "/frames/")
 MODEL_STORAGE_PATH = env_path("MODEL_STORAGE_PATH", VAR_DIR / "models")
 NERF_DATA_ROOT = env_path("NERF_DATA_ROOT", VAR_DIR / "nerf-data")
 

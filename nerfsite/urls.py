@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.static import serve
 
-from pipeline.views import usage
+from pipeline.views import frame_file, usage
 
 from .api import api
 from .health import healthz
@@ -21,6 +21,7 @@ urlpatterns = [
     path("products/", include("products.urls")),
     path("jobs/", include("pipeline.urls")),
     path("usage/", usage, name="usage"),
+    path(f"{settings.FRAME_URL.strip('/')}/<path:path>", frame_file, name="frame_file"),
 ]
 
 if settings.DEBUG:

@@ -287,9 +287,9 @@ def _enqueue(job: Job) -> None:
 
 # --- where results live --------------------------------------------------------------
 def frame_storage() -> FileSystemStorage:
-    """Finished frames, previews and manifests, served at MEDIA_URL + "frames/"."""
+    """Finished frames, previews and manifests, served at FRAME_URL."""
     return FileSystemStorage(location=settings.FRAME_STORAGE_PATH,
-                             base_url=settings.MEDIA_URL + "frames/")
+                             base_url=settings.FRAME_URL)
 
 
 def job_frames_relpath(job: Job) -> str:

@@ -167,11 +167,17 @@ class JobRunner:
         gpu = (result.seconds or (finished - started).total_seconds()) \
             if self.job.backend != Job.Backend.LOCAL and stage != "colmap" else 0.0
         if result.status != StageStatus.SUCCEEDED:
+            if (doc or {}).get("metrics"):
+                # What the stage found before it failed (photos placed, where) helps the
+                # user fix the input, so it is kept.
+                with contextlib.suppress(JobStopped):
+                    self._save(force=True, metrics={**self.job.metrics, stage: doc["metrics"]})
             self._close_entry(entry, "failed", exit_code=result.exit_code,
                               error=result.error)
             raise StageFailed(result.error or f"The {stage} stage failed.")
         metrics = {**self.job.metrics, stage: (doc or {}).get("metrics", {})}
-        self._close_entry(entry, "succeeded", exit_code=result.exit_code)
+        self._close_entry(entry, "succeeded", exit_code=result.exit_code,
+                          gpu_seconds=round(gpu, 1))
         self.job.metrics = metrics
         self.job.gpu_seconds += gpu
         self._save(force=True, stage_progress=1.0, progress=self._overall(stage, 1.0),

@@ -5,6 +5,8 @@ from . import views
 app_name = "pipeline"
 urlpatterns = [
     path("<uuid:pk>/", views.JobDetailView.as_view(), name="job"),
+    path("<uuid:pk>/progress/", views.job_progress, name="progress"),
+    path("<uuid:pk>/spin.json", views.spin_json, name="spin"),
     path("<uuid:pk>/cancel/", views.cancel, name="cancel"),
     path("<uuid:pk>/retry/", views.retry, name="retry"),
     path("<uuid:pk>/rerender/", views.rerender, name="rerender"),

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import math
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
+from django.views.static import serve
 
 from products.models import Product
 
-from . import services
+from . import charts, job_display, services
 from .access import visible_jobs
 from .forms import FrameOptionsForm, GenerateForm
 from .models import Job
@@ -23,6 +27,9 @@ from .usage import totals, usage_rows
 
 
 class JobDetailView(LoginRequiredMixin, DetailView):
+    """The job's live progress (the fragment below, refreshed by job-progress.js), then
+    its result: the 360° viewer, downloads, the embed snippet and the loss curve."""
+
     template_name = "pipeline/job_detail.html"
     context_object_name = "job"
 
@@ -34,17 +41,73 @@ class JobDetailView(LoginRequiredMixin, DetailView):
         can_rerender = job.status == Job.Status.SUCCEEDED and services.model_is_kept(
             job.source_job or job)
         manifest = services.read_manifest(job) if job.status == Job.Status.SUCCEEDED else None
+        spin_url = reverse("pipeline:spin", args=[job.pk])
         return super().get_context_data(
-            can_cancel=job.is_active,
-            can_retry=job.status in (Job.Status.FAILED, Job.Status.CANCELLED),
+            **progress_context(job),
             rerender_form=FrameOptionsForm(initial={
                 "frame_count": job.frame_count, "frame_size": job.frame_size,
                 "frame_rows": job.frame_rows}) if can_rerender else None,
             manifest=manifest,
+            spin_url=spin_url if manifest else None,
+            embed_snippet=embed_snippet(self.request, spin_url) if manifest else None,
+            loss_curve=charts.loss_curve_svg(job.metrics.get("train", {}).get("loss_curve", [])),
             downloads=[{"name": b["file"].rsplit("/", 1)[-1], "bytes": b["bytes"],
                         "url": services.job_file_url(job, b["file"])}
                        for b in (manifest or {}).get("batches", [])],
             **kwargs)
+
+
+def progress_context(job: Job) -> dict:
+    return {
+        "bars": job_display.stage_bars(job),
+        "advice": job_display.failure_advice(job),
+        "latest_messages": job_display.latest_messages(job),
+        "can_cancel": job.is_active,
+        "can_retry": job.status in (Job.Status.FAILED, Job.Status.CANCELLED),
+    }
+
+
+def embed_snippet(request: HttpRequest, spin_url: str) -> str:
+    """HTML a storefront pastes to show the spin: a container and the viewer's script."""
+    script = request.build_absolute_uri(static("js/spin-viewer.js"))
+    return (f'<div data-spin-viewer data-src="{request.build_absolute_uri(spin_url)}" '
+            'style="max-width: 640px"></div>\n'
+            f'<script src="{script}" defer></script>')
+
+
+def frame_file(request: HttpRequest, path: str) -> HttpResponse:
+    """A finished job's frame, preview, sprite or zip batch (see pipeline.previews).
+
+    Public like spin.json: the path holds the job's random UUID. Files never change once
+    written, so browsers and CDNs may keep them.
+    """
+    response = serve(request, path, document_root=settings.FRAME_STORAGE_PATH)
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@login_required
+def job_progress(request: HttpRequest, pk) -> HttpResponse:
+    """The progress card alone, for the job page to refresh without a reload."""
+    job = owned_job(request, pk)
+    return render(request, "pipeline/_job_progress.html", {"job": job, **progress_context(job)})
+
+
+def spin_json(request: HttpRequest, pk) -> JsonResponse:
+    """The viewer's document for a finished job.
+
+    Public by design, like an unlisted video: a storefront page embeds the spin with
+    this URL, and the job's random UUID is the only key. Unfinished jobs give 404.
+    """
+    job = get_object_or_404(Job, pk=pk, status=Job.Status.SUCCEEDED)
+    spin = job_display.spin_document(job)
+    if spin is None:
+        raise Http404("This job's frames are not available.")
+    response = JsonResponse(spin)
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 def owned_job(request: HttpRequest, pk) -> Job:

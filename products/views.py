@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
+from pipeline.job_display import product_showcase
+
 from . import services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
 from .models import Photo, Product
@@ -56,7 +58,8 @@ class ProductDetailView(LoginRequiredMixin, DetailView):
         return super().get_context_data(
             photos=product.photos.all(), upload_form=PhotoUploadForm(), guidance=GUIDANCE,
             advice=photo_advice(product.photo_count),
-            jobs=product.jobs.all()[:10], photo_limit=services.photo_limit(), **kwargs)
+            jobs=product.jobs.all()[:10], photo_limit=services.photo_limit(),
+            **product_showcase(product), **kwargs)
 
 
 class ProductCreateView(LoginRequiredMixin, CreateView):

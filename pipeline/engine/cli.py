@@ -35,12 +35,13 @@ def _cmd_colmap(args: argparse.Namespace, ws: Workspace) -> str:
 
 
 def _cmd_train(args: argparse.Namespace, ws: Workspace) -> str:
-    from .train import train
+    from .train import loss_history, train
 
     progress = Progress(ws.progress_json, "train")
     with _reporting(progress):
         result = train(ws, preset=args.preset, iterations=args.iterations, progress=progress)
-        progress.done(result.summary_line(), steps=result.steps, loss=result.loss)
+        progress.done(result.summary_line(), steps=result.steps, loss=result.loss,
+                      loss_curve=loss_history(ws))
     return result.summary_line()
 
 

@@ -135,6 +135,9 @@ def estimate_poses(
     timings["write"] = time.monotonic() - started
     result.timings = {k: round(v, 2) for k, v in timings.items()}
     _write_summary(ws, result, names, placed_names, positions, reasons)
+    # The site draws where each photo was taken from this, on success and on failure.
+    report.update(report.fraction, cameras=_camera_list(names, placed_names, positions,
+                                                        reasons))
     shutil.rmtree(ws.colmap_dir / "photos", ignore_errors=True)  # images.zip keeps them
 
     if result.placed < MIN_PLACED or result.placed * 2 < total:
@@ -414,6 +417,13 @@ def _write_points_ply(path: Path, points: np.ndarray) -> None:
     path.write_text(header + "".join(f"{x:.5f} {y:.5f} {z:.5f}\n" for x, y, z in points))
 
 
+def _camera_list(names: list[str], placed: set[str], positions: dict[str, list[float]],
+                 reasons: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Each photo, placed or not, with its position around the product (z up)."""
+    return [{"name": n, "placed": n in placed, "position": positions.get(n),
+             "reason": reasons.get(n)} for n in names]
+
+
 def _write_summary(ws: Workspace, result: PoseResult, names: list[str], placed: set[str],
                    positions: dict[str, list[float]], reasons: dict[str, str | None]) -> None:
     write_json_atomic(ws.colmap_dir / "summary.json", {
@@ -421,8 +431,7 @@ def _write_summary(ws: Workspace, result: PoseResult, names: list[str], placed: 
         "placed": result.placed,
         "mean_reprojection_error": result.mean_reprojection_error,
         "matcher": result.matcher,
-        "images": [{"name": n, "placed": n in placed, "position": positions.get(n),
-                    "reason": reasons.get(n)} for n in names],
+        "images": _camera_list(names, placed, positions, reasons),
         "timings": result.timings,
     })
 

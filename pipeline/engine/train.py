@@ -275,6 +275,11 @@ def _save(ws: Workspace, trainer: Any, step: int, history: list[list[float]]) ->
         write_json_atomic(train_state_path(ws), state)
 
 
+def loss_history(ws: Workspace) -> list[list[float]]:
+    """[[step, loss], …] saved with the latest checkpoint (at most ~LOSS_POINTS points)."""
+    return _read_history(ws)
+
+
 def _read_history(ws: Workspace) -> list[list[float]]:
     try:
         return [list(x) for x in json.loads(loss_path(ws).read_text())]

@@ -218,5 +218,5 @@ def test_result_locations(photographed, storage, settings):
     assert job_frames_dir(job) == settings.FRAME_STORAGE_PATH / str(photographed.pk) / str(
         job.pk)
     assert job_file_url(job, "sprite.webp") == (
-        f"/media/frames/{photographed.pk}/{job.pk}/sprite.webp")
+        f"/frames/{photographed.pk}/{job.pk}/sprite.webp")
     assert read_manifest(job) is None

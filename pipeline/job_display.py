@@ -1,0 +1,188 @@
+"""What the job page shows: one bar per stage, the failure advice, the viewer's spin.json.
+
+Kept apart from the views so the page, its live fragment and the tests share one reading
+of a Job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from . import services
+from .costs import cost_of
+from .models import Job
+
+# What a shop owner can do when a stage fails; the engine's own message comes first.
+STAGE_ADVICE: dict[str, str] = {
+    Job.Stage.COLMAP: (
+        "The photos could not be put together. Take 20–100 photos walking all the way "
+        "around the product, each one overlapping the last, in even light, with the "
+        "product filling most of the frame; avoid plain, shiny or see-through backdrops. "
+        "Then upload them and generate again."),
+    Job.Stage.TRAIN: (
+        "Training stopped. Retry: the job resumes from its last checkpoint. If it fails "
+        "again, choose a smaller preset or fewer training steps."),
+    Job.Stage.RENDER: (
+        "Rendering stopped. Retry: the trained model is kept, so only the frames are made "
+        "again. Fewer or smaller frames finish sooner."),
+    Job.Stage.FINALIZE: (
+        "The frames were made but could not be prepared for the viewer. Retry; if it "
+        "repeats, check the free disk space on the server."),
+}
+GENERAL_ADVICE = "Retry the job; if it fails the same way again, contact support."
+
+
+@dataclass(frozen=True)
+class StageBar:
+    key: str
+    label: str
+    state: str  # pending, running, done, failed, cancelled
+    fraction: float
+    seconds: float | None
+    cost: Decimal | None
+    started: datetime | None = None
+    finished: datetime | None = None
+
+    @property
+    def percent(self) -> int:
+        return int(round(self.fraction * 100))
+
+
+def stage_bars(job: Job, now: datetime | None = None) -> list[StageBar]:
+    """One bar per planned stage, with its state, fraction done, time taken and cost."""
+    now = now or timezone.now()
+    labels = dict(Job.Stage.choices)
+    planned = list(job.planned_stages)
+    current = planned.index(job.stage) if job.stage in planned else None
+    gpu_seconds = _gpu_seconds_by_stage(job)
+    bars = []
+    for i, (stage, started, finished) in enumerate(job.stage_times()):
+        if finished is not None and (current is None or i < current
+                                     or job.status == Job.Status.SUCCEEDED):
+            state, fraction = "done", 1.0
+        elif i == current:
+            state = {Job.Status.RUNNING: "running", Job.Status.QUEUED: "pending",
+                     Job.Status.FAILED: "failed", Job.Status.CANCELLED: "cancelled"
+                     }.get(job.status, "done")
+            fraction = 1.0 if state == "done" else job.stage_progress
+        else:
+            state, fraction = "pending", 0.0
+        seconds = None
+        if started is not None:
+            end = finished if state == "done" else (now if state == "running" else None)
+            seconds = (end - started).total_seconds() if end else None
+        cost = None
+        if state == "done":
+            cost = cost_of(gpu_seconds.get(stage, 0.0), job.gpu_type or None) \
+                if job.backend != Job.Backend.LOCAL else Decimal("0")
+        bars.append(StageBar(stage, labels[stage], state, fraction, seconds, cost,
+                             started, finished))
+    return bars
+
+
+def _gpu_seconds_by_stage(job: Job) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for entry in job.stage_log or []:
+        if entry.get("outcome") == "succeeded":
+            seconds[entry["stage"]] = seconds.get(entry["stage"], 0.0) + float(
+                entry.get("gpu_seconds") or 0.0)
+    return seconds
+
+
+def failure_advice(job: Job) -> str | None:
+    """What to do about a failed job, from the stage it failed in."""
+    if job.status != Job.Status.FAILED:
+        return None
+    return STAGE_ADVICE.get(job.stage, GENERAL_ADVICE)
+
+
+def latest_messages(job: Job, limit: int = 5) -> list[str]:
+    """The newest messages first: the current one, then how earlier stage runs ended."""
+    lines = [job.message] if job.message else []
+    labels = dict(Job.Stage.choices)
+    for entry in reversed(job.stage_log or []):
+        outcome = entry.get("outcome")
+        if outcome == "running":
+            continue
+        text = f"{labels.get(entry.get('stage'), entry.get('stage'))}: {outcome}"
+        if entry.get("error"):
+            text += f" ({entry['error']})"
+        lines.append(text)
+    return lines[:limit]
+
+
+def spin_document(job: Job) -> dict[str, Any] | None:
+    """The viewer's spin.json for a finished job, from its site manifest, or None.
+
+    Rows come out ordered by elevation, each row's frames by azimuth; URLs are absolute
+    paths, so the document works from any page, a storefront included.
+    """
+    manifest = services.read_manifest(job)
+    if not manifest or not manifest.get("frames"):
+        return None
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for frame in manifest["frames"]:
+        rows.setdefault(int(frame.get("row", 0)), []).append(frame)
+
+    def url(relpath: str) -> str:
+        return services.job_file_url(job, relpath)
+
+    spin: dict[str, Any] = {
+        "width": int(manifest.get("width") or 0),
+        "height": int(manifest.get("height") or manifest.get("width") or 0),
+        "rows": [
+            {"elevation": float(frames[0].get("elevation_deg", 0.0)),
+             "frames": [{"azimuth": float(f.get("azimuth_deg", 0.0)),
+                         "preview": url(f["preview"]), "full": url(f["png"])}
+                        for f in sorted(frames, key=lambda f: float(f.get("azimuth_deg", 0)))]}
+            for _, frames in sorted(rows.items())
+        ],
+        "downloads": [url(b["file"]) for b in manifest.get("batches", [])],
+    }
+    sprite = manifest.get("sprite")
+    if sprite:
+        spin["sprite"] = {"url": url(sprite["file"]), "columns": sprite["columns"],
+                          "tile_width": sprite["cell_width"],
+                          "tile_height": sprite["cell_height"],
+                          "count": len(sprite["frames"]), "row": sprite["row"]}
+    return spin
+
+
+def product_showcase(product) -> dict[str, Any]:
+    """For the product page: where the photos were taken (from the newest job whose pose
+    stage ran, failed or not) and the newest finished spin."""
+    from django.urls import reverse
+
+    from . import charts
+
+    context: dict[str, Any] = {"camera_plot": None, "poses": None, "spin_job": None,
+                               "spin_url": None}
+    for job in product.jobs.order_by("-created_at")[:20]:
+        cameras = (job.metrics or {}).get("colmap", {}).get("cameras")
+        if context["poses"] is None and cameras:
+            unplaced = [{**c, "name": _original_name(product, c.get("name", ""))}
+                        for c in cameras if not c.get("placed")]
+            context["camera_plot"] = charts.camera_plot_svg({"images": cameras})
+            context["poses"] = {"job": job, "placed": len(cameras) - len(unplaced),
+                                "total": len(cameras), "unplaced": unplaced}
+        if context["spin_job"] is None and job.status == Job.Status.SUCCEEDED \
+                and services.read_manifest(job):
+            context["spin_job"] = job
+            context["spin_url"] = reverse("pipeline:spin", args=[job.pk])
+    return context
+
+
+def _original_name(product, packed: str) -> str:
+    """The uploaded file name of a photo the worker packed as NNNN_<sha256[:8]>.ext."""
+    match = re.match(r"^\d+_([0-9a-f]{8})", packed)
+    if match:
+        photo = product.photos.filter(sha256__startswith=match[1]).first()
+        if photo is not None:
+            return photo.original_name
+    return packed
