@@ -1,7 +1,7 @@
 """GPU prices and the time and cost a job is expected to take.
 
 Prices are Modal's per-hour GPU prices from DESIGN.md. Speeds are rough per-device rates
-(CPU figures measured on this project's 2-core machines; GPU figures from the reference
+(CPU figures measured on this project's 2-core machines, see bench/; GPU figures from the reference
 job times: 15k nerfacto steps take ~25 min on a T4, ~15 min on an A10G, ~8 min on an
 A100). They are estimates shown before a job starts, not promises.
 """
@@ -33,8 +33,10 @@ class DeviceSpeed:
 
 
 SPEEDS: dict[str, DeviceSpeed] = {
-    "cpu": DeviceSpeed(seconds_per_step=2.0, rays_per_second=1_000, colmap_seconds_per_photo=3.0,
-                       reference_rays=1024),
+    # Measured on the skull photos (29) with the CPU draft preset: 0.55 s per 768-ray step,
+    # ~2.9k rays/s rendering inside the product's box, 5.5 s per photo for poses.
+    "cpu": DeviceSpeed(seconds_per_step=0.75, rays_per_second=2_500,
+                       colmap_seconds_per_photo=5.5, reference_rays=1024),
     "cuda": DeviceSpeed(seconds_per_step=0.1, rays_per_second=400_000,
                         colmap_seconds_per_photo=1.0),
     "T4": DeviceSpeed(seconds_per_step=0.1, rays_per_second=400_000, colmap_seconds_per_photo=1.0),
@@ -92,6 +94,13 @@ def cost_of(gpu_seconds: float, gpu_type: str | None) -> Decimal:
         return Decimal("0")
     cost = gpu_price_per_hour(gpu_type) * Decimal(str(gpu_seconds)) / Decimal(3600)
     return cost.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def stage_log_cost(stage_log: list[dict]) -> Decimal:
+    """What the job's successful stage runs cost, each at the GPU it actually ran on."""
+    return sum((cost_of(float(entry.get("gpu_seconds") or 0.0), entry.get("gpu_type"))
+                for entry in stage_log if entry.get("outcome") == "succeeded"),
+               Decimal("0"))
 
 
 def estimate(

@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from . import services
-from .costs import cost_of
+from .costs import stage_log_cost
 from .models import Job
 
 # What a shop owner can do when a stage fails; the engine's own message comes first.
@@ -60,7 +60,7 @@ def stage_bars(job: Job, now: datetime | None = None) -> list[StageBar]:
     labels = dict(Job.Stage.choices)
     planned = list(job.planned_stages)
     current = planned.index(job.stage) if job.stage in planned else None
-    gpu_seconds = _gpu_seconds_by_stage(job)
+    stage_costs = _cost_by_stage(job)
     bars = []
     for i, (stage, started, finished) in enumerate(job.stage_times()):
         if finished is not None and (current is None or i < current
@@ -79,20 +79,21 @@ def stage_bars(job: Job, now: datetime | None = None) -> list[StageBar]:
             seconds = (end - started).total_seconds() if end else None
         cost = None
         if state == "done":
-            cost = cost_of(gpu_seconds.get(stage, 0.0), job.gpu_type or None) \
+            cost = stage_costs.get(stage, Decimal("0")) \
                 if job.backend != Job.Backend.LOCAL else Decimal("0")
         bars.append(StageBar(stage, labels[stage], state, fraction, seconds, cost,
                              started, finished))
     return bars
 
 
-def _gpu_seconds_by_stage(job: Job) -> dict[str, float]:
-    seconds: dict[str, float] = {}
+def _cost_by_stage(job: Job) -> dict[str, Decimal]:
+    fallback_gpu = job.gpu_type or None
+    costs: dict[str, Decimal] = {}
     for entry in job.stage_log or []:
         if entry.get("outcome") == "succeeded":
-            seconds[entry["stage"]] = seconds.get(entry["stage"], 0.0) + float(
-                entry.get("gpu_seconds") or 0.0)
-    return seconds
+            costs[entry["stage"]] = costs.get(entry["stage"], Decimal("0")) + stage_log_cost(
+                [{**entry, "gpu_type": entry.get("gpu_type") or fallback_gpu}])
+    return costs
 
 
 def failure_advice(job: Job) -> str | None:

@@ -18,6 +18,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -176,8 +177,10 @@ class JobRunner:
                               error=result.error)
             raise StageFailed(result.error or f"The {stage} stage failed.")
         metrics = {**self.job.metrics, stage: (doc or {}).get("metrics", {})}
+        # Modal may have fallen back to another GPU than the one asked for: bill that one.
+        used_gpu = (result.extra.get("gpu") or self.job.gpu_type) if gpu else None
         self._close_entry(entry, "succeeded", exit_code=result.exit_code,
-                          gpu_seconds=round(gpu, 1))
+                          gpu_seconds=round(gpu, 1), gpu_type=used_gpu)
         self.job.metrics = metrics
         self.job.gpu_seconds += gpu
         self._save(force=True, stage_progress=1.0, progress=self._overall(stage, 1.0),
@@ -214,8 +217,8 @@ class JobRunner:
         if not self.job.is_render_only and not model_is_kept(self.job):
             self._keep_model()
         finished = timezone.now()
-        cost = costs.cost_of(self.job.gpu_seconds, self.job.gpu_type
-                             if self.job.backend != Job.Backend.LOCAL else None)
+        cost = costs.stage_log_cost(self.job.stage_log) \
+            if self.job.backend != Job.Backend.LOCAL else Decimal("0")
         done = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
                                   attempts=self.attempt).update(
             status=Job.Status.SUCCEEDED, stage=Job.Stage.DONE, stage_progress=1.0,

@@ -239,3 +239,20 @@ class TestProductPage:
         html = signed_in.get(product.get_absolute_url()).content.decode()
         assert f'data-src="{reverse("pipeline:spin", args=[old.pk])}"' in html
         assert "camera-plot" not in html
+
+
+def test_cost_is_billed_at_the_gpu_each_stage_actually_ran_on():
+    from decimal import Decimal
+
+    from pipeline.costs import cost_of, stage_log_cost
+
+    log = [
+        {"stage": "colmap", "outcome": "succeeded", "gpu_seconds": 0.0, "gpu_type": None},
+        # Asked for a T4; Modal's fallback list gave an A100 for training.
+        {"stage": "train", "outcome": "succeeded", "gpu_seconds": 900, "gpu_type": "A100"},
+        {"stage": "render", "outcome": "failed", "gpu_seconds": 50, "gpu_type": "T4"},
+        {"stage": "render", "outcome": "succeeded", "gpu_seconds": 120, "gpu_type": "T4"},
+    ]
+    assert stage_log_cost(log) == cost_of(900, "A100") + cost_of(120, "T4")
+    assert stage_log_cost(log) == Decimal("1.0117")
+    assert stage_log_cost([]) == 0
