@@ -21,8 +21,13 @@ urlpatterns = [
     path("products/", include("products.urls")),
     path("jobs/", include("pipeline.urls")),
     path("usage/", usage, name="usage"),
-    path(f"{settings.FRAME_URL.strip('/')}/<path:path>", frame_file, name="frame_file"),
 ]
+
+if settings.FRAME_URL.startswith("/"):
+    # Finished frames, unless FRAME_URL points at a CDN or web server that serves them.
+    urlpatterns += [
+        path(f"{settings.FRAME_URL.strip('/')}/<path:path>", frame_file, name="frame_file"),
+    ]
 
 if settings.DEBUG:
     # Uploaded photos and frames; in production a web server or object store serves them.

@@ -1,0 +1,151 @@
+"""A shop owner's whole journey in a real browser, on the real worker and engine.
+
+Sign in, create a product, upload the synthetic scene's photos, start a `test`-preset job,
+watch the stage bars fill to 100% without reloading, then use the 360° viewer: drag it,
+switch its background, download a frame. CPU-sized: the `test` preset trains 120 steps of
+256 rays and renders 8 frames of 48 px, so the job takes about a minute or two here.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.models import Job
+from products.models import Product
+from tests.conftest import ROOT
+from tests.site.jobs_fixtures import delete_photo_files, storage
+from tests.synthetic_scene import make_scene
+
+__all__ = ["storage"]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+
+PASSWORD = "pw-shop-123"
+# The upload rules ask for a short side of at least 640 px, so the scene is rendered at that.
+PHOTO_SIZE = (854, 640)
+
+
+@pytest.fixture(scope="module")
+def scene_photos(tmp_path_factory) -> list[Path]:
+    scene = make_scene(tmp_path_factory.mktemp("scene"), n_views=14,
+                       width=PHOTO_SIZE[0], height=PHOTO_SIZE[1])
+    return sorted(scene.images_dir.glob("*.png"))
+
+
+@pytest.fixture
+def worker(worker_env, storage, tmp_path):
+    """The real django-q2 cluster on the test database, with this test's storage."""
+    env = {**worker_env, **storage, "NERF_DEVICE": "cpu"}
+    log = tmp_path / "qcluster.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    yield log
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def owner(django_user_model):
+    user = django_user_model.objects.create_user("shop", password=PASSWORD)
+    yield user
+    for product in Product.objects.filter(owner=user):
+        delete_photo_files(product)
+
+
+def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifacts):
+    # Sign in.
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("shop")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.wait_for_url(re.compile(r"/products/$"))
+
+    # Create a product.
+    page.goto("/products/new/")
+    page.get_by_label("Name").fill("Box and ball")
+    page.get_by_label("SKU").fill("BOX-1")
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/products/\d+/$"))
+    product = Product.objects.get(owner=owner, sku="BOX-1")
+
+    # Upload every photo at once through the file picker; each gets its own result.
+    page.locator("[data-upload] input[type=file]").set_input_files(
+        [str(p) for p in scene_photos])
+    page.locator("[data-upload] button[type=submit]").click()
+    results = page.locator("[data-results] li")
+    results.nth(len(scene_photos) - 1).wait_for(timeout=120_000)
+    assert product.photos.count() == len(scene_photos), results.all_inner_texts()
+    page.screenshot(path=str(artifacts / "product-after-upload.png"), full_page=True)
+
+    # Generate with the test preset: the estimate shows first, then the job starts.
+    page.get_by_role("link", name="Generate 360°").click()
+    page.get_by_label("Preset").select_option("test")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    job = Job.objects.get(product=product)
+    bars = page.locator(".stage-bar")
+    assert bars.count() == 4
+
+    # The card refreshes itself: a stage shows as running at some point, without a reload.
+    page.wait_for_selector(".stage-bar[data-state=running]", timeout=300_000)
+    page.wait_for_selector("[data-spin-viewer][data-ready]", timeout=600_000)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert page.locator("[data-job-progress]").get_attribute("value") == "100"
+    for i in range(4):
+        assert bars.nth(i).get_attribute("data-state") == "done"
+        assert bars.nth(i).locator("progress").get_attribute("value") == "100"
+    assert page.locator(".loss-curve").count() == 1
+    assert "spin-viewer.js" in page.locator("[data-embed-snippet]").inner_text()
+
+    # Drag the viewer: the frame on screen changes.
+    canvas = page.locator(".spin-canvas")
+    canvas.scroll_into_view_if_needed()
+    before = canvas.get_attribute("data-frame")
+    box = canvas.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.7, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (0.7 - 0.04 * step), y)
+    page.mouse.up()
+    page.wait_for_function(
+        "before => document.querySelector('.spin-canvas').dataset.frame !== before", arg=before)
+
+    # Switch the background behind the transparent frames.
+    viewer = page.locator("[data-spin-viewer]")
+    first_background = viewer.get_attribute("data-background")
+    page.locator("[data-action=background]").click()
+    assert viewer.get_attribute("data-background") != first_background
+
+    # Download the frame on screen: a transparent PNG of the job's size.
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download this frame").click()
+    data = Path(download_info.value.path()).read_bytes()
+    with Image.open(io.BytesIO(data)) as frame:
+        assert frame.format == "PNG" and frame.mode == "RGBA"
+        assert frame.size == (job.frame_size, job.frame_size)
+        alpha = frame.getchannel("A")
+        assert alpha.getextrema()[0] == 0  # transparent around the product
+        assert alpha.getextrema()[1] > 200  # and the product itself is there
+
+    viewer.screenshot(path=str(artifacts / "viewer.png"))
+    page.screenshot(path=str(artifacts / "job-page.png"), full_page=True)
+
+    # The product page now shows the spin and where the photos were taken.
+    page.goto(product.get_absolute_url())
+    page.wait_for_selector("[data-spin-viewer][data-ready]")
+    assert page.locator("svg.camera-plot").count() == 1
+    assert re.search(r"\d+ of 14 photos placed", page.locator("[data-poses-summary]").inner_text())
+    page.screenshot(path=str(artifacts / "product-page.png"), full_page=True)
