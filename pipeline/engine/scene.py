@@ -92,7 +92,9 @@ def locate_object(c2w: np.ndarray, points: np.ndarray) -> ObjectLocation:
     floor = None
     if ground is not None:
         up, floor = ground
-        near = near[near @ up > floor + 1.5 * _GROUND_TOLERANCE * distance]
+        # Well clear of the table: its far edges, where the plane fits worst, stay out.
+        near = near[near @ up > floor + 3 * _GROUND_TOLERANCE * distance]
+    near = _without_stray_points(near, up)
 
     basis = horizontal_basis(up, centers[0] - focus)
     if len(near) >= 10:
@@ -167,6 +169,18 @@ def _orbit_axis(centers: np.ndarray, camera_ups: np.ndarray) -> np.ndarray:
         return mean_up
     normal = vt[2] if np.dot(vt[2], mean_up) >= 0 else -vt[2]
     return normal if np.dot(normal, mean_up) > np.cos(np.radians(50)) else mean_up
+
+
+def _without_stray_points(points: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """Drops points far out sideways from the bulk of the product (bad matches, bits of
+    the background): beyond twice the median distance from its vertical axis."""
+    if len(points) < 10:
+        return points
+    flat = points - np.outer(points @ up, up)
+    axis = np.median(flat, axis=0)
+    reach = np.linalg.norm(flat - axis, axis=1)
+    limit = 2.0 * float(np.median(reach))
+    return points[reach <= limit] if limit > 0 else points
 
 
 def _ground_plane(
