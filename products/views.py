@@ -40,7 +40,8 @@ class ProductListView(LoginRequiredMixin, ListView):
         if self.search.is_valid() and (q := self.search.cleaned_data["q"].strip()):
             qs = qs.filter(Q(name__icontains=q) | Q(sku__icontains=q)
                            | Q(description__icontains=q))
-        return qs
+        # Aggregating querysets drop Meta.ordering; pages need a stable order.
+        return qs.order_by("-created_at", "-id")
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(search=self.search, **kwargs)
