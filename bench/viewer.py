@@ -81,6 +81,11 @@ def spin_json(root: Path, manifest: dict) -> dict:
     }
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # one line per file: too many
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=1440)
@@ -112,8 +117,7 @@ def main() -> None:
               f"({len(manifest['sprite']['frames'])} frames), previews "
               f"{previews / 2**20:.1f} MiB, full PNGs {full / 2**20:.1f} MiB")
 
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
-        handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+        handler = functools.partial(QuietHandler, directory=tmp)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
