@@ -176,6 +176,7 @@ JOB_STAGE_TIME_LIMITS = {
 # A running job whose worker has not written a heartbeat for this long is stale (the
 # worker died): the recovery schedule resumes it ("resume") or fails it ("fail").
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 120)
+JOB_QUEUED_RESEND_AFTER_SECONDS = env_int("JOB_QUEUED_RESEND_AFTER_SECONDS", 600)
 JOB_STALE_ACTION = os.environ.get("JOB_STALE_ACTION", "resume").strip().lower()
 if JOB_STALE_ACTION not in {"resume", "fail"}:
     raise ImproperlyConfigured("JOB_STALE_ACTION must be 'resume' or 'fail'.")

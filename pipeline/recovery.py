@@ -6,6 +6,11 @@ a machine restart). The recovery schedule stops what is left of its engine stage
 stage runs in its own process group and outlives the worker), then either queues the job
 again, to resume at the stage that was cut short, or fails it with a clear message,
 as JOB_STALE_ACTION says.
+
+A queued job can get stuck too: its task may be lost before a worker takes it (a Redis
+flush or failover, a broker restored from backup). Every few minutes, a job queued for
+longer than JOB_QUEUED_RESEND_AFTER_SECONDS whose task is no longer waiting in the broker
+gets its task sent again. Sending twice is safe: run_job claims a job once per attempt.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from django.utils import timezone
 
 from pipeline.backends import BackendError, get_backend
 from pipeline.models import Job
+from pipeline.services import JobError, _enqueue
 from pipeline.tasks import requeue
 
 log = logging.getLogger(__name__)
@@ -66,3 +72,57 @@ def recover_stale_jobs() -> dict[str, list[str]]:
             log.warning("job %s lost its worker during %s; failed", job.pk, stage)
             outcome["failed"].append(str(job.pk))
     return outcome
+
+
+def waiting_task_ids() -> set[str] | None:
+    """Ids of the tasks waiting in the broker, read without taking them off it; None when
+    this broker cannot be read that way."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker = get_broker()
+    try:
+        if type(broker).__name__ == "ORM":
+            # Rows stay until the task is done, so this includes tasks being run.
+            payloads = list(broker.get_connection().filter(key=broker.list_key)
+                            .values_list("payload", flat=True))
+        elif type(broker).__name__ == "Redis":
+            payloads = broker.connection.lrange(broker.list_key, 0, -1)
+        else:
+            return None
+    except Exception:  # the broker is down: nothing can be said, nothing is resent
+        log.warning("could not read the task queue", exc_info=True)
+        return None
+    ids = set()
+    for payload in payloads:
+        try:
+            ids.add(str(SignedPackage.loads(payload)["id"]))
+        except Exception:  # a task signed with another key or not ours: not a job's
+            continue
+    return ids
+
+
+def resend_lost_tasks() -> list[str]:
+    """Send again the task of each job queued for long whose task the broker lost."""
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_RESEND_AFTER_SECONDS)
+    waiting = None
+    resent = []
+    for job in Job.objects.filter(status=Job.Status.QUEUED, updated_at__lt=cutoff):
+        if waiting is None:
+            waiting = waiting_task_ids()
+            if waiting is None:
+                return []
+        if job.task_id and job.task_id in waiting:
+            continue  # still waiting its turn behind other jobs
+        moved = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED,
+                                   attempts=job.attempts).update(
+            updated_at=timezone.now(), message="Sent to the worker again: the task queue "
+                                               "had lost this job.")
+        if moved:
+            try:
+                _enqueue(job)
+            except JobError:  # the broker went away meanwhile: _enqueue failed the job
+                continue
+            log.warning("job %s was queued but its task was lost; sent again", job.pk)
+            resent.append(str(job.pk))
+    return resent

@@ -8,6 +8,9 @@ SCHEDULES: dict[str, dict[str, Any]] = {
     "pipeline: recover stale jobs": {
         "func": "pipeline.recovery.recover_stale_jobs", "minutes": 1,
     },
+    "pipeline: re-send lost job tasks": {
+        "func": "pipeline.recovery.resend_lost_tasks", "minutes": 5,
+    },
     "pipeline: clean up job workspaces": {
         "func": "pipeline.cleanup.cleanup_workspaces", "minutes": 60,
     },

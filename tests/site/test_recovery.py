@@ -111,3 +111,77 @@ def test_a_job_that_keeps_losing_its_worker_is_failed(product, storage, settings
     assert recover_stale_jobs() == {"resumed": [], "failed": [str(job.pk)]}
     job.refresh_from_db()
     assert job.status == "failed" and "Try a lighter preset" in job.error
+
+
+def drain_queue() -> list[dict]:
+    """The tasks waiting in the configured broker (ORM or Redis), taken off it."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker, tasks = get_broker(), []
+    while batch := broker.dequeue():
+        for ack_id, payload in batch:
+            tasks.append(SignedPackage.loads(payload))
+            broker.acknowledge(ack_id)
+    return tasks
+
+
+def queued_job(product, *, age: float, enqueue: bool) -> Job:
+    from django.test import TestCase
+
+    from pipeline.services import JobOptions, start_job
+
+    # start_job enqueues once its transaction commits; the test's transaction never does.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        job = start_job(product, JobOptions(preset="test"), enqueue=enqueue)
+    then = timezone.now() - timedelta(seconds=age)
+    Job.objects.filter(pk=job.pk).update(updated_at=then, created_at=then)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.fixture
+def photographed(product, settings):
+    from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png
+
+    for i in range(settings.JOB_MIN_PHOTOS):
+        add_photo(product, noise_png(i, (64, 48)), f"p{i}.png", i)
+    drain_queue()  # Redis outlives the test database
+    yield product
+    delete_photo_files(product)
+    drain_queue()
+
+
+def test_a_queued_job_whose_task_was_lost_is_sent_again_once(photographed, settings):
+    from pipeline.recovery import resend_lost_tasks
+
+    waited = settings.JOB_QUEUED_RESEND_AFTER_SECONDS + 5
+    lost = queued_job(photographed, age=waited, enqueue=True)
+    drain_queue()  # the broker loses it (a Redis flush, a failover)
+    other = Product.objects.create(owner=photographed.owner, name="Cup", sku="CUP-1")
+    from tests.site.jobs_fixtures import add_photo, noise_png
+
+    for i in range(settings.JOB_MIN_PHOTOS):
+        add_photo(other, noise_png(100 + i, (64, 48)), f"c{i}.png", i)
+    waiting = queued_job(other, age=waited, enqueue=True)  # still in the queue: left alone
+
+    assert resend_lost_tasks() == [str(lost.pk)]
+    lost.refresh_from_db()
+    assert lost.status == "queued" and "had lost this job" in lost.message
+    tasks = drain_queue()
+    assert sorted(t["args"][0] for t in tasks) == sorted([str(lost.pk), str(waiting.pk)])
+    assert lost.task_id in {t["id"] for t in tasks}
+    # Both tasks were taken off above: only `waiting` is sent again; `lost` was just sent
+    # and waits another JOB_QUEUED_RESEND_AFTER_SECONDS before it could be.
+    assert resend_lost_tasks() == [str(waiting.pk)]
+    from tests.site.jobs_fixtures import delete_photo_files
+
+    delete_photo_files(other)
+
+
+def test_a_recently_queued_job_is_not_touched(photographed):
+    from pipeline.recovery import resend_lost_tasks
+
+    queued_job(photographed, age=5, enqueue=False)
+    assert resend_lost_tasks() == []
+    assert drain_queue() == []
