@@ -2,8 +2,9 @@
 
 Sign in, create a product, upload the synthetic scene's photos, start a `test`-preset job,
 watch the stage bars fill to 100% without reloading, then use the 360° viewer: drag it,
-switch its background, download a frame. CPU-sized: the `test` preset trains 120 steps of
-256 rays and renders 8 frames of 48 px, so the job takes about a minute or two here.
+turn it with the keyboard, play it, switch its background, download a frame. CPU-sized:
+the `test` preset trains 120 steps of 256 rays and renders 8 frames of 48 px, so the job
+takes a few minutes here.
 """
 
 from __future__ import annotations
@@ -122,6 +123,24 @@ def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifa
     page.mouse.up()
     page.wait_for_function(
         "before => document.querySelector('.spin-canvas').dataset.frame !== before", arg=before)
+
+    # The keyboard turns it too, once the drag's inertia has died down.
+    page.wait_for_timeout(1500)
+    canvas.focus()
+    at = canvas.get_attribute("data-frame")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "at => document.querySelector('.spin-canvas').dataset.frame !== at", arg=at)
+
+    # Play spins it on its own; the button says whether it is on.
+    play = page.locator("[data-action=play]")
+    play.click()
+    assert play.get_attribute("aria-pressed") == "true" and play.inner_text() == "Pause"
+    at = canvas.get_attribute("data-frame")
+    page.wait_for_function(
+        "at => document.querySelector('.spin-canvas').dataset.frame !== at", arg=at)
+    play.click()
+    assert play.get_attribute("aria-pressed") == "false"
 
     # Switch the background behind the transparent frames.
     viewer = page.locator("[data-spin-viewer]")
