@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,6 @@ from PIL import Image
 
 from pipeline.models import Job
 from products.models import Product
-from tests.conftest import ROOT
 from tests.site.jobs_fixtures import delete_photo_files, storage
 from tests.synthetic_scene import make_scene
 
@@ -40,20 +37,10 @@ def scene_photos(tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture
-def worker(worker_env, storage, tmp_path):
-    """The real django-q2 cluster on the test database, with this test's storage."""
-    env = {**worker_env, **storage, "NERF_DEVICE": "cpu"}
-    log = tmp_path / "qcluster.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    yield log
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def worker(worker_env, storage, request):
+    """The real django-q2 cluster (tests.conftest's qcluster) with this test's storage."""
+    worker_env.update(storage, NERF_DEVICE="cpu")
+    return request.getfixturevalue("qcluster")
 
 
 @pytest.fixture
