@@ -96,9 +96,11 @@ def cost_of(gpu_seconds: float, gpu_type: str | None) -> Decimal:
     return cost.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-def stage_log_cost(stage_log: list[dict]) -> Decimal:
-    """What the job's successful stage runs cost, each at the GPU it actually ran on."""
-    return sum((cost_of(float(entry.get("gpu_seconds") or 0.0), entry.get("gpu_type"))
+def stage_log_cost(stage_log: list[dict], default_gpu: str | None = None) -> Decimal:
+    """What the job's successful stage runs cost, each at the GPU it actually ran on
+    (`default_gpu` for entries that do not say)."""
+    return sum((cost_of(float(entry.get("gpu_seconds") or 0.0),
+                        entry.get("gpu_type") or default_gpu)
                 for entry in stage_log if entry.get("outcome") == "succeeded"),
                Decimal("0"))
 

@@ -7,6 +7,7 @@ of a Job.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -79,21 +80,17 @@ def stage_bars(job: Job, now: datetime | None = None) -> list[StageBar]:
             seconds = (end - started).total_seconds() if end else None
         cost = None
         if state == "done":
-            cost = stage_costs.get(stage, Decimal("0")) \
-                if job.backend != Job.Backend.LOCAL else Decimal("0")
+            cost = stage_costs[stage] if job.backend != Job.Backend.LOCAL else Decimal("0")
         bars.append(StageBar(stage, labels[stage], state, fraction, seconds, cost,
                              started, finished))
     return bars
 
 
 def _cost_by_stage(job: Job) -> dict[str, Decimal]:
-    fallback_gpu = job.gpu_type or None
-    costs: dict[str, Decimal] = {}
-    for entry in job.stage_log or []:
-        if entry.get("outcome") == "succeeded":
-            costs[entry["stage"]] = costs.get(entry["stage"], Decimal("0")) + stage_log_cost(
-                [{**entry, "gpu_type": entry.get("gpu_type") or fallback_gpu}])
-    return costs
+    log = job.stage_log or []
+    return {stage: stage_log_cost([e for e in log if e.get("stage") == stage],
+                                  job.gpu_type or None)
+            for stage in job.planned_stages}
 
 
 def failure_advice(job: Job) -> str | None:
@@ -167,7 +164,8 @@ def product_showcase(product) -> dict[str, Any]:
     for job in product.jobs.order_by("-created_at")[:20]:
         cameras = (job.metrics or {}).get("colmap", {}).get("cameras")
         if context["poses"] is None and cameras:
-            unplaced = [{**c, "name": _original_name(product, c.get("name", ""))}
+            original = _original_names(product)
+            unplaced = [{**c, "name": original(c.get("name", ""))}
                         for c in cameras if not c.get("placed")]
             context["camera_plot"] = charts.camera_plot_svg({"images": cameras})
             context["poses"] = {"job": job, "placed": len(cameras) - len(unplaced),
@@ -179,11 +177,14 @@ def product_showcase(product) -> dict[str, Any]:
     return context
 
 
-def _original_name(product, packed: str) -> str:
-    """The uploaded file name of a photo the worker packed as NNNN_<sha256[:8]>.ext."""
-    match = re.match(r"^\d+_([0-9a-f]{8})", packed)
-    if match:
-        photo = product.photos.filter(sha256__startswith=match[1]).first()
-        if photo is not None:
-            return photo.original_name
-    return packed
+def _original_names(product) -> Callable[[str], str]:
+    """Maps a photo name as the worker packed it (NNNN_<sha256[:8]>.ext) to the name it
+    was uploaded with; other names stay as they are."""
+    by_prefix = {sha[:8]: name for sha, name
+                 in product.photos.values_list("sha256", "original_name")}
+
+    def original(packed: str) -> str:
+        match = re.match(r"^\d+_([0-9a-f]{8})", packed)
+        return by_prefix.get(match[1], packed) if match else packed
+
+    return original

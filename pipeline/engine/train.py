@@ -212,7 +212,7 @@ def train(
     trainer.setup()
     # nerfstudio keeps the step to resume from in this attribute after loading a checkpoint.
     start = int(getattr(trainer, "_start_step", 0))
-    history = _read_history(ws) if resumable else []
+    history = loss_history(ws) if resumable else []
     result_loss, loop_seconds = _train_loop(ws, trainer, start, total, p, history, progress)
     elapsed = time.monotonic() - started
 
@@ -277,10 +277,6 @@ def _save(ws: Workspace, trainer: Any, step: int, history: list[list[float]]) ->
 
 def loss_history(ws: Workspace) -> list[list[float]]:
     """[[step, loss], …] saved with the latest checkpoint (at most ~LOSS_POINTS points)."""
-    return _read_history(ws)
-
-
-def _read_history(ws: Workspace) -> list[list[float]]:
     try:
         return [list(x) for x in json.loads(loss_path(ws).read_text())]
     except (FileNotFoundError, json.JSONDecodeError):

@@ -62,3 +62,16 @@ def noise_png(seed: int, size: tuple[int, int] = (320, 240)) -> bytes:
 def delete_photo_files(product: Product) -> None:
     for photo in product.photos.all():
         photo.image.delete(save=False)
+
+
+def drain_queue() -> list[dict]:
+    """The tasks waiting in the broker the settings name (ORM or Redis), taken off it."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker, tasks = get_broker(), []
+    while batch := broker.dequeue():
+        for ack_id, payload in batch:
+            tasks.append(SignedPackage.loads(payload))
+            broker.acknowledge(ack_id)
+    return tasks

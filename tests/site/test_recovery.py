@@ -9,13 +9,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 
 from pipeline.backends.local import LocalBackend
 from pipeline.models import Job
-from pipeline.recovery import recover_stale_jobs
+from pipeline.recovery import recover_stale_jobs, resend_lost_tasks
+from pipeline.services import JobOptions, start_job
 from products.models import Product
-from tests.site.jobs_fixtures import storage
+from tests.site.jobs_fixtures import (
+    add_photo,
+    delete_photo_files,
+    drain_queue,
+    noise_png,
+    storage,
+)
 from tests.synthetic_scene import make_scene
 
 pytestmark = pytest.mark.django_db
@@ -113,24 +121,7 @@ def test_a_job_that_keeps_losing_its_worker_is_failed(product, storage, settings
     assert job.status == "failed" and "Try a lighter preset" in job.error
 
 
-def drain_queue() -> list[dict]:
-    """The tasks waiting in the configured broker (ORM or Redis), taken off it."""
-    from django_q.brokers import get_broker
-    from django_q.signing import SignedPackage
-
-    broker, tasks = get_broker(), []
-    while batch := broker.dequeue():
-        for ack_id, payload in batch:
-            tasks.append(SignedPackage.loads(payload))
-            broker.acknowledge(ack_id)
-    return tasks
-
-
 def queued_job(product, *, age: float, enqueue: bool) -> Job:
-    from django.test import TestCase
-
-    from pipeline.services import JobOptions, start_job
-
     # start_job enqueues once its transaction commits; the test's transaction never does.
     with TestCase.captureOnCommitCallbacks(execute=True):
         job = start_job(product, JobOptions(preset="test"), enqueue=enqueue)
@@ -142,8 +133,6 @@ def queued_job(product, *, age: float, enqueue: bool) -> Job:
 
 @pytest.fixture
 def photographed(product, settings):
-    from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png
-
     for i in range(settings.JOB_MIN_PHOTOS):
         add_photo(product, noise_png(i, (64, 48)), f"p{i}.png", i)
     drain_queue()  # Redis outlives the test database
@@ -153,14 +142,10 @@ def photographed(product, settings):
 
 
 def test_a_queued_job_whose_task_was_lost_is_sent_again_once(photographed, settings):
-    from pipeline.recovery import resend_lost_tasks
-
     waited = settings.JOB_QUEUED_RESEND_AFTER_SECONDS + 5
     lost = queued_job(photographed, age=waited, enqueue=True)
     drain_queue()  # the broker loses it (a Redis flush, a failover)
     other = Product.objects.create(owner=photographed.owner, name="Cup", sku="CUP-1")
-    from tests.site.jobs_fixtures import add_photo, noise_png
-
     for i in range(settings.JOB_MIN_PHOTOS):
         add_photo(other, noise_png(100 + i, (64, 48)), f"c{i}.png", i)
     waiting = queued_job(other, age=waited, enqueue=True)  # still in the queue: left alone
@@ -174,14 +159,10 @@ def test_a_queued_job_whose_task_was_lost_is_sent_again_once(photographed, setti
     # Both tasks were taken off above: only `waiting` is sent again; `lost` was just sent
     # and waits another JOB_QUEUED_RESEND_AFTER_SECONDS before it could be.
     assert resend_lost_tasks() == [str(waiting.pk)]
-    from tests.site.jobs_fixtures import delete_photo_files
-
     delete_photo_files(other)
 
 
 def test_a_recently_queued_job_is_not_touched(photographed):
-    from pipeline.recovery import resend_lost_tasks
-
     queued_job(photographed, age=5, enqueue=False)
     assert resend_lost_tasks() == []
     assert drain_queue() == []

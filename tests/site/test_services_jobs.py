@@ -6,8 +6,6 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.signing import SignedPackage
 
 from pipeline import costs
 from pipeline.models import Job
@@ -26,27 +24,22 @@ from pipeline.services import (
 )
 from pipeline.tasks import run_job
 from products.models import Product
-from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png, storage
+from tests.site.jobs_fixtures import (
+    add_photo,
+    delete_photo_files,
+    drain_queue,
+    noise_png,
+    storage,
+)
 
 pytestmark = pytest.mark.django_db
 __all__ = ["storage"]
 
 
-def queued_tasks() -> list[dict]:
-    """The tasks waiting in the broker the settings name (ORM or Redis), taken off it."""
-    broker = get_broker()
-    tasks = []
-    while batch := broker.dequeue():
-        for ack_id, payload in batch:
-            tasks.append(SignedPackage.loads(payload))
-            broker.acknowledge(ack_id)
-    return tasks
-
-
 @pytest.fixture(autouse=True)
 def empty_queue():
     """Redis outlives the test database: start from an empty queue."""
-    queued_tasks()
+    drain_queue()
 
 
 @pytest.fixture
@@ -128,7 +121,7 @@ class TestStart:
         assert (job.status, job.attempts, job.frame_count, job.backend) == (
             "queued", 1, 4, "local")
         assert job.estimated_cost == 0 and job.eta_seconds > 0
-        queued = queued_tasks()
+        queued = drain_queue()
         assert [(t["func"], t["args"]) for t in queued] == [
             ("pipeline.tasks.run_job", (str(job.pk), 1))]
         assert job.task_id == queued[0]["id"]
@@ -175,7 +168,7 @@ class TestCancelRetry:
             job = retry_job(job)
         assert (job.status, job.attempts, job.error) == ("queued", 2, "")
         assert job.message == "Queued again: resumes at training."
-        assert [t["args"] for t in queued_tasks()] == [(str(job.pk), 2)]
+        assert [t["args"] for t in drain_queue()] == [(str(job.pk), 2)]
 
     def test_only_failed_or_cancelled_jobs_can_be_retried(self, photographed):
         job = start_job(photographed, JobOptions(preset="test"), enqueue=False)
