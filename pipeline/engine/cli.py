@@ -52,7 +52,9 @@ def _cmd_render(args: argparse.Namespace, ws: Workspace) -> str:
     with _reporting(progress):
         result = render(ws, frames=args.frames, rows=args.rows, size=args.size,
                         batch_size=args.batch_size, progress=progress)
-        progress.done(result.summary_line(), frames_done=result.frames)
+        comparison = result.comparison or {}
+        progress.done(result.summary_line(), frames_done=result.frames,
+                      verdict=comparison.get("verdict"), fidelity=comparison.get("mean"))
     return result.summary_line()
 
 

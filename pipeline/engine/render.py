@@ -6,7 +6,8 @@ device's free memory. A frame's alpha is the NeRF's accumulation; its colour is 
 colour over a black background divided by that alpha (PNG stores straight alpha).
 
 Writes WS/frames/batch_00.zip, batch_01.zip, … (frame_0000.png, … inside) and
-WS/frames/manifest.json.
+WS/frames/manifest.json; then WS/frames/compare/ (see compare.py): a few photos beside
+renders from their own cameras, and how faithful the spin is.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .compare import COMPARE_DIR, COMPARE_JSON, compare_views, pick_views
+from .dataset import Intrinsics
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
 from .masks import ProductBox
@@ -61,17 +64,22 @@ class RenderResult:
     """The frames alone, without loading the model."""
     rays: int
     manifest: Path
+    comparison: dict[str, Any] | None = None
+    """compare.json: the photos beside their renders, their metrics and the verdict."""
 
     @property
     def seconds_per_frame(self) -> float:
         return self.render_seconds / max(1, self.frames)
 
     def summary_line(self) -> str:
-        return (f"Rendered {self.frames} frames of {self.size}×{self.size} px in "
+        line = (f"Rendered {self.frames} frames of {self.size}×{self.size} px in "
                 f"{len(self.batches)} batches in {self.seconds:.0f} s "
                 f"({self.seconds_per_frame:.2f} s/frame, "
                 f"{self.rays / max(self.render_seconds, 1e-9):.0f} "
                 "rays/s).")
+        if self.comparison and self.comparison.get("verdict"):
+            line += f" {self.comparison['verdict_text']}"
+        return line
 
 
 def check_frame_size(size: int, device: str) -> None:
@@ -158,6 +166,8 @@ def render(
     log.info("rendering %d frames of %d px on %s, %d rays per chunk", len(path), size, device,
              chunk)
 
+    views = pick_views(ws)
+    steps = len(path) + len(views)  # progress counts the comparison's renders too
     frames_dir = ws.frames_dir
     shutil.rmtree(frames_dir, ignore_errors=True)
     frames_dir.mkdir(parents=True)
@@ -186,19 +196,32 @@ def render(
                 _partial(batches[-1]).rename(batches[-1])
             if progress is not None:
                 done = frame.index + 1
-                progress.update(done / len(path), f"frame {done}/{len(path)}",
+                progress.update(done / steps, f"frame {done}/{len(path)}",
                                 frames_done=done, frames=len(path))
+        loop_seconds = time.monotonic() - loop_started
 
-    loop_seconds = time.monotonic() - loop_started
+        def render_camera(c2w: np.ndarray, camera: Intrinsics) -> np.ndarray:
+            view = View(c2w, camera.fx, camera.fy, camera.cx, camera.cy, camera.width,
+                        camera.height)
+            return render_view(model, view, box, chunk, device)[0]
+
+        def compared(n: int) -> None:
+            if progress is not None:
+                progress.update((len(path) + n) / steps,
+                                f"compared photo {n}/{len(views)} with its render")
+
+        comparison = compare_views(ws, views, render_camera, on_view=compared)
+
     manifest = {
         "count": len(path), "frames_per_row": frames, "rows": rows, "width": size,
         "height": size, "format": "png", "alpha": "straight", "batch_size": batch_size,
         "batches": [b.name for b in batches], "focal_px": round(focal, 3),
         "camera_distance": round(distance, 4), "model_step": step, "frames": entries,
+        "compare": f"{COMPARE_DIR}/{COMPARE_JSON}",
     }
     write_json_atomic(ws.manifest_json, manifest)
     return RenderResult(len(path), size, batches, time.monotonic() - started, loop_seconds,
-                        rays_total, ws.manifest_json)
+                        rays_total, ws.manifest_json, comparison)
 
 
 @dataclass(frozen=True)
