@@ -28,6 +28,10 @@ ENGINE_STAGES = ("colmap", "train", "render")
 # (nerfstudio config + checkpoint + object.json under model/, and the poses it loads).
 MODEL_FILES = ("model", "dataset/transforms.json", "dataset/transforms_train.json")
 
+# Where the render stage leaves the photo-versus-render comparison (pipeline.engine.compare).
+COMPARE_DIR = "frames/compare"
+COMPARE_JSON = "compare.json"
+
 # Which workspace paths prove that a stage has finished (used by retry and by
 # rerender to decide what can be reused). Layout: pipeline.engine.train / render.
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -122,6 +126,13 @@ class Backend(abc.ABC):
     def collect_frames(self, job_id: str, dest: Path) -> Path:
         """Copy WS/frames/ (batch_XX.zip and manifest.json) into `dest`; return the
         copied manifest.json."""
+
+    @abc.abstractmethod
+    def collect_comparison(self, job_id: str, dest: Path) -> Path | None:
+        """Copy the files of WS/frames/compare/ (the photos beside their renders and
+        compare.json) into `dest`; return the copied compare.json, or None when the render
+        stage made no comparison. They hold cut-outs of private photos: `dest` must not be
+        a public folder."""
 
     @abc.abstractmethod
     def collect_model(self, job_id: str, dest: Path) -> None:

@@ -25,7 +25,16 @@ from django.conf import settings
 
 from pipeline.engine.progress import read_progress
 
-from .base import MODEL_FILES, STAGE_OUTPUTS, Backend, BackendError, StageResult, StageStatus
+from .base import (
+    COMPARE_DIR,
+    COMPARE_JSON,
+    MODEL_FILES,
+    STAGE_OUTPUTS,
+    Backend,
+    BackendError,
+    StageResult,
+    StageStatus,
+)
 
 # Seconds a stopped stage gets to exit after SIGTERM before SIGKILL.
 TERM_GRACE_S = 5.0
@@ -154,6 +163,16 @@ class LocalBackend(Backend):
             shutil.copy2(path, dest / path.name)
         shutil.copy2(manifest, dest / "manifest.json")
         return dest / "manifest.json"
+
+    def collect_comparison(self, job_id: str, dest: Path) -> Path | None:
+        compare = self.workspace(job_id) / COMPARE_DIR
+        if not (compare / COMPARE_JSON).is_file():
+            return None
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in sorted(compare.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                shutil.copy2(path, dest / path.name)
+        return dest / COMPARE_JSON
 
     def collect_model(self, job_id: str, dest: Path) -> None:
         _copy_paths(self.workspace(job_id), dest, MODEL_FILES)

@@ -28,7 +28,16 @@ from django.conf import settings
 
 from pipeline.modal_app import STAGE_FUNCTIONS, VOLUME_NAME
 
-from .base import MODEL_FILES, STAGE_OUTPUTS, Backend, BackendError, StageResult, StageStatus
+from .base import (
+    COMPARE_DIR,
+    COMPARE_JSON,
+    MODEL_FILES,
+    STAGE_OUTPUTS,
+    Backend,
+    BackendError,
+    StageResult,
+    StageStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +207,21 @@ class ModalBackend(Backend):
                 self._download(frames / name, dest / name)
         (dest / "manifest.json").write_bytes(manifest)
         return dest / "manifest.json"
+
+    def collect_comparison(self, job_id: str, dest: Path) -> Path | None:
+        compare = self.workspace(job_id) / COMPARE_DIR
+        doc = self._read(compare / COMPARE_JSON)
+        if doc is None:
+            return None
+        dest.mkdir(parents=True, exist_ok=True)
+        file = self.sdk.types.FileEntryType.FILE
+        for entry in self._listdir(compare):
+            name = _entry_path(entry).name
+            if entry.type == file and name != COMPARE_JSON and not name.startswith("."):
+                self._download(compare / name, dest / name)
+        # Written last: a compare.json in `dest` means its images are there too.
+        (dest / COMPARE_JSON).write_bytes(doc)
+        return dest / COMPARE_JSON
 
     def collect_model(self, job_id: str, dest: Path) -> None:
         ws = self.workspace(job_id)

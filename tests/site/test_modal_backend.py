@@ -153,6 +153,24 @@ def test_modal_collects_frame_batches_and_manifest(modal_settings, volume, tmp_p
     assert (tmp_path / "out" / "batch_02.zip").read_bytes() == b"\2" * 1000
 
 
+def test_modal_collects_the_comparison(modal_settings, volume, tmp_path):
+    backend, _ = make_backend(volume)
+    job = str(uuid.uuid4())
+    assert backend.collect_comparison(job, tmp_path / "none") is None
+    compare = volume.root / "jobs" / job / "frames" / "compare"
+    compare.mkdir(parents=True)
+    (compare / "photo_1.jpg").write_bytes(b"\xff\xd8photo")
+    (compare / "render_1.png").write_bytes(b"\x89PNGrender")
+    (compare / ".render_2.png.tmp").write_bytes(b"half")  # not a finished file
+    (compare / "compare.json").write_text('{"verdict": "fair"}')
+    doc = backend.collect_comparison(job, tmp_path / "out")
+    assert doc == tmp_path / "out" / "compare.json"
+    assert json.loads(doc.read_text()) == {"verdict": "fair"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "compare.json", "photo_1.jpg", "render_1.png"]
+    assert (tmp_path / "out" / "render_1.png").read_bytes() == b"\x89PNGrender"
+
+
 def test_modal_stage_is_spawned_polled_and_read_from_the_volume(modal_settings, volume):
     gate = Gate(result=summary(message="Trained 15000 steps."))
     backend, cloud = make_backend(volume, train_nerf=gate)
