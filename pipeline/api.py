@@ -6,14 +6,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from django.http import HttpRequest
+from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 
 from nerfsite.api_common import MAX_DB_ID, Pages, responses
-from pipeline import costs, services, stage_api
+from pipeline import comparison, costs, job_display, services, stage_api
 from pipeline.access import visible_jobs
 from pipeline.engine.presets import PRESET_NAMES
 from pipeline.models import Job
@@ -93,6 +94,29 @@ class StageTime(Schema):
     seconds: float | None
 
 
+class ComparedViewOut(Schema):
+    photo: str = Field(description="The photo's name as uploaded.")
+    psnr: float = Field(description="Colour match over white, in dB (higher is closer).")
+    ssim: float = Field(description="Structural similarity, 0–1 (1: the same detail).")
+    alpha_iou: float = Field(description="Overlap of the render's outline with the "
+                                         "photo's product, 0–1.")
+    photo_url: str = Field(description="The photo's product over white (JPEG); needs the "
+                                       "same authentication as this API.")
+    render_url: str = Field(description="The spin from the photo's camera (RGBA PNG); "
+                                        "same authentication.")
+
+
+class ComparisonOut(Schema):
+    """A few photos beside renders from their own cameras, and one verdict."""
+
+    verdict: Literal[comparison.VERDICTS]
+    verdict_text: str = Field(description="The verdict in plain words, for people.")
+    psnr: float
+    ssim: float
+    alpha_iou: float
+    views: list[ComparedViewOut]
+
+
 class JobOut(Schema):
     id: uuid.UUID
     product_id: int
@@ -116,6 +140,9 @@ class JobOut(Schema):
     attempts: int
     source_job_id: uuid.UUID | None
     stage_times: list[StageTime]
+    comparison: ComparisonOut | None = Field(
+        None, description="How faithful the finished spin is to the photos (after "
+                          "rendering; null before, or when no photo could be compared).")
     page_url: str
     created_at: datetime
     started_at: datetime | None
@@ -126,6 +153,26 @@ class JobOut(Schema):
         return [{"stage": stage, "started_at": start, "finished_at": end,
                  "seconds": (end - start).total_seconds() if start and end else None}
                 for stage, start, end in job.stage_times()]
+
+    @staticmethod
+    def resolve_comparison(job: Job, context) -> dict | None:
+        doc = job.comparison or {}
+        if not doc.get("views"):
+            return None
+        request = (context or {}).get("request")
+        original = job_display.original_photo_name(job)
+
+        def url(n: int, kind: str) -> str:
+            path = reverse("api:job_compare_image",
+                           kwargs={"job_id": job.pk, "number": n, "kind": kind})
+            return request.build_absolute_uri(path) if request is not None else path
+
+        return {"verdict": doc["verdict"], "verdict_text": doc.get("verdict_text", ""),
+                **doc["mean"],
+                "views": [{"photo": original(view["photo"]), "psnr": view["psnr"],
+                           "ssim": view["ssim"], "alpha_iou": view["alpha_iou"],
+                           "photo_url": url(n, "photo"), "render_url": url(n, "render")}
+                          for n, view in enumerate(doc["views"], start=1)]}
 
     @staticmethod
     def resolve_page_url(job: Job) -> str:
@@ -300,6 +347,29 @@ def frames(request: HttpRequest, job_id: JobId):
         "frames": [{"index": f["index"], "url": url(f["png"]),
                     "preview_url": url(f["preview"])} for f in manifest.get("frames", [])],
     }
+
+
+IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+               "image/png": {"schema": {"type": "string", "format": "binary"}}}
+
+
+@jobs_router.get("/{job_id}/compare/{number}/{kind}", response=responses(),
+                 url_name="job_compare_image",
+                 summary="A photo of the comparison, or the render beside it",
+                 openapi_extra={"responses": {"200": {
+                     "description": "The photo (JPEG) or the render (PNG).",
+                     "content": IMAGE_TYPES}}})
+def compare_image(request: HttpRequest, job_id: JobId,
+                  number: Annotated[int, Path(ge=1, le=comparison.MAX_VIEWS)],
+                  kind: Annotated[Literal[comparison.IMAGE_KINDS], Path()]):
+    """View `number` (from 1) of the job's `comparison`: the photo's product over white, or
+    the spin from the photo's camera. Private like the photos: only for the job's owner."""
+    path = comparison.image_path(owned_job(request, job_id), number, kind)
+    if path is None:
+        raise Http404("No such comparison image.")
+    response = FileResponse(path.open("rb"))
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 # --- Stage-level endpoints ----------------------------------------------------------

@@ -152,6 +152,61 @@ def spin_document(job: Job) -> dict[str, Any] | None:
     return spin
 
 
+# How each score of the comparison reads to a shop owner: its name, its words at the
+# "faithful" and "fair" thresholds and below them (pipeline.engine.compare sets those and
+# stores them with the comparison), and the number behind the words.
+METRIC_WORDS: dict[str, tuple[str, tuple[str, str, str], Callable[[float], str]]] = {
+    "alpha_iou": ("Outline", ("matches", "close", "differs"),
+                  lambda v: f"{v:.0%} overlap"),
+    "psnr": ("Colours", ("match closely", "roughly right", "differ"),
+             lambda v: f"PSNR {v:.1f} dB"),
+    "ssim": ("Detail", ("sharp", "soft", "lost"), lambda v: f"SSIM {v:.2f}"),
+}
+
+
+@dataclass(frozen=True)
+class ComparedView:
+    number: int
+    photo: str
+    """The name the photo was uploaded with."""
+    photo_url: str
+    render_url: str
+    scores: list[tuple[str, str]]
+    """(what, in words with the number) per score."""
+
+
+def comparison_views(job: Job) -> list[ComparedView]:
+    """The job's photos beside their renders, each score in words, for the job page; the
+    images come from the owner-only view."""
+    from django.urls import reverse
+
+    comparison = job.comparison or {}
+    thresholds = comparison.get("thresholds") or {}
+    original = _original_names(job.product)
+    return [ComparedView(
+        n, original(view.get("photo", "")),
+        reverse("pipeline:compare_image", args=[job.pk, n, "photo"]),
+        reverse("pipeline:compare_image", args=[job.pk, n, "render"]),
+        [score_in_words(key, view[key], thresholds) for key in METRIC_WORDS])
+        for n, view in enumerate(comparison.get("views") or [], start=1)]
+
+
+def score_in_words(key: str, value: float, thresholds: dict[str, dict[str, float]]
+                   ) -> tuple[str, str]:
+    label, words, number = METRIC_WORDS[key]
+    faithful = thresholds.get("faithful", {}).get(key)
+    fair = thresholds.get("fair", {}).get(key)
+    if faithful is None or fair is None:
+        return label, number(value)
+    word = words[0] if value >= faithful else words[1] if value >= fair else words[2]
+    return label, f"{word} ({number(value)})"
+
+
+def original_photo_name(job: Job) -> Callable[[str], str]:
+    """Maps a photo name as the worker packed it to the name it was uploaded with."""
+    return _original_names(job.product)
+
+
 def product_showcase(product) -> dict[str, Any]:
     """For the product page: where the photos were taken (from the newest job whose pose
     stage ran, failed or not) and the newest finished spin."""

@@ -87,6 +87,11 @@ class Job(models.Model):
         help_text="Per-stage results from the engine (photos placed, loss, frames).",
     )
     gpu_seconds = models.FloatField(default=0.0)
+    comparison = models.JSONField(
+        default=dict, blank=True,
+        help_text="How faithful the spin is: a few photos beside renders from their own "
+                  "cameras, their scores and the verdict (pipeline.comparison).",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

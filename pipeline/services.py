@@ -307,6 +307,13 @@ def job_model_dir(job: Job) -> Path:
     return Path(settings.MODEL_STORAGE_PATH) / str(job.product_id) / str(job.pk)
 
 
+def job_compare_dir(job: Job) -> Path:
+    """MODEL_STORAGE_PATH/{product}/{job}/compare/: the photos beside their renders. Kept
+    with the model, never under FRAME_STORAGE_PATH: the photos are private, the frames
+    public."""
+    return job_model_dir(job) / "compare"
+
+
 def model_is_kept(job: Job) -> bool:
     return (job_model_dir(job) / "model").is_dir()
 

@@ -29,9 +29,11 @@ from django.utils import timezone
 
 from pipeline import costs
 from pipeline.backends import Backend, BackendError, StageStatus, get_backend
+from pipeline.comparison import keep_comparison
 from pipeline.models import Job
 from pipeline.previews import FramesError, build_site_frames
 from pipeline.services import (
+    job_compare_dir,
     job_frames_dir,
     job_model_dir,
     min_photos,
@@ -216,6 +218,7 @@ class JobRunner:
             raise
         if not self.job.is_render_only and not model_is_kept(self.job):
             self._keep_model()
+        comparison = self._keep_comparison()
         finished = timezone.now()
         cost = costs.stage_log_cost(self.job.stage_log) \
             if self.job.backend != Job.Backend.LOCAL else Decimal("0")
@@ -224,7 +227,7 @@ class JobRunner:
             status=Job.Status.SUCCEEDED, stage=Job.Stage.DONE, stage_progress=1.0,
             progress=1.0, eta_seconds=0, finalize_finished_at=finished,
             finished_at=finished, updated_at=finished, heartbeat_at=finished,
-            actual_cost=cost, backend_state={},
+            actual_cost=cost, backend_state={}, comparison=comparison,
             message=f"Done: {manifest['count']} frames of {manifest['width']} px.",
         )
         if not done:
@@ -281,6 +284,27 @@ class JobRunner:
             self.backend.collect_model(self.job_id, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
+
+    def _keep_comparison(self) -> dict[str, Any]:
+        """Bring the photo-versus-render comparison into the job's private folder and
+        return what Job.comparison stores; {} when there is none. It only informs: a
+        failure here is logged and the job still succeeds with its frames."""
+        dest = job_compare_dir(self.job)
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with self._beating():
+                doc = self.backend.collect_comparison(self.job_id, tmp)
+            comparison = keep_comparison(doc) if doc is not None else {}
+            shutil.rmtree(dest, ignore_errors=True)
+            if comparison:
+                tmp.rename(dest)
+            return comparison
+        except (BackendError, OSError) as exc:
+            log.warning("job %s: could not keep the comparison: %s", self.job_id, exc)
+            return {}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _progress_doc(self, stage: str, started: datetime) -> dict[str, Any] | None:
         """progress.json when this run of `stage` wrote it (not a previous stage's)."""

@@ -7,6 +7,8 @@ urlpatterns = [
     path("<uuid:pk>/", views.JobDetailView.as_view(), name="job"),
     path("<uuid:pk>/progress/", views.job_progress, name="progress"),
     path("<uuid:pk>/spin.json", views.spin_json, name="spin"),
+    path("<uuid:pk>/compare/<int:number>/<slug:kind>/", views.compare_image,
+         name="compare_image"),
     path("<uuid:pk>/cancel/", views.cancel, name="cancel"),
     path("<uuid:pk>/retry/", views.retry, name="retry"),
     path("<uuid:pk>/rerender/", views.rerender, name="rerender"),

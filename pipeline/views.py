@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
@@ -19,7 +19,7 @@ from django.views.static import serve
 
 from products.models import Product
 
-from . import charts, job_display, services
+from . import charts, comparison, job_display, services
 from .access import visible_jobs
 from .forms import FrameOptionsForm, GenerateForm
 from .models import Job
@@ -50,6 +50,7 @@ class JobDetailView(LoginRequiredMixin, DetailView):
             manifest=manifest,
             spin_url=spin_url if manifest else None,
             embed_snippet=embed_snippet(self.request, spin_url) if manifest else None,
+            compared_views=job_display.comparison_views(job) if manifest else [],
             loss_curve=charts.loss_curve_svg(job.metrics.get("train", {}).get("loss_curve", [])),
             downloads=[{"name": b["file"].rsplit("/", 1)[-1], "bytes": b["bytes"],
                         "url": services.job_file_url(job, b["file"])}
@@ -84,6 +85,18 @@ def frame_file(request: HttpRequest, path: str) -> HttpResponse:
     response = serve(request, path, document_root=settings.FRAME_STORAGE_PATH)
     response["Access-Control-Allow-Origin"] = "*"
     response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@login_required
+def compare_image(request: HttpRequest, pk, number: int, kind: str) -> FileResponse:
+    """A photo of the job's comparison, or its render, for the job's owner (and staff)
+    only: the photos are private, unlike the frames. Anyone else gets 404."""
+    path = comparison.image_path(owned_job(request, pk), number, kind)
+    if path is None:
+        raise Http404("No such comparison image.")
+    response = FileResponse(path.open("rb"))
+    response["Cache-Control"] = "private, max-age=3600"
     return response
 
 

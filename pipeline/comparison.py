@@ -1,0 +1,84 @@
+"""How faithful the spin is, as the site keeps it: a few photos beside renders from their
+own cameras, their scores and one verdict.
+
+The render stage makes it in the workspace (pipeline.engine.compare); finalize brings it
+into the job's private folder (services.job_compare_dir) and stores what `keep_comparison`
+reads from it on Job.comparison. Its images are cut-outs of the owner's photos, so only
+the job's owner gets them (pipeline.views.compare_image and the API), never FRAME_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .models import Job
+from .services import job_compare_dir
+
+VERDICTS = ("faithful", "fair", "poor")
+IMAGE_KINDS = ("photo", "render")
+METRICS = ("psnr", "ssim", "alpha_iou")
+MAX_VIEWS = 10
+
+
+def keep_comparison(doc_path: Path) -> dict[str, Any]:
+    """What Job.comparison stores, from a collected compare.json: the verdict, the mean
+    scores, the thresholds behind the verdict and each view whose two images are there.
+    {} when nothing usable came back."""
+    try:
+        doc = json.loads(Path(doc_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("verdict") not in VERDICTS:
+        return {}
+    folder = Path(doc_path).parent
+    views = []
+    for view in (doc.get("views") or [])[:MAX_VIEWS]:
+        try:
+            files = {f"{kind}_file": _bare(view[f"{kind}_file"]) for kind in IMAGE_KINDS}
+            scores = {key: _number(view[key]) for key in METRICS}
+        except (KeyError, TypeError, ValueError):
+            continue
+        if all((folder / name).is_file() for name in files.values()):
+            views.append({"photo": str(view.get("photo", ""))[:200], **files, **scores})
+    if not views:
+        return {}
+    thresholds = {name: {key: _number(floor[key]) for key in METRICS}
+                  for name, floor in (doc.get("thresholds") or {}).items()
+                  if name in VERDICTS and isinstance(floor, dict)
+                  and all(key in floor for key in METRICS)}
+    return {"verdict": doc["verdict"], "verdict_text": str(doc.get("verdict_text", ""))[:300],
+            "mean": {key: round(sum(v[key] for v in views) / len(views), 3)
+                     for key in METRICS},
+            "thresholds": thresholds, "views": views}
+
+
+def image_path(job: Job, number: int, kind: str) -> Path | None:
+    """The file of view `number` (from 1) of the job's comparison: its photo or its
+    render; None when there is no such file."""
+    views = (job.comparison or {}).get("views") or []
+    if kind not in IMAGE_KINDS or not 1 <= number <= len(views):
+        return None
+    try:
+        name = _bare(views[number - 1][f"{kind}_file"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    path = job_compare_dir(job) / name
+    return path if path.is_file() else None
+
+
+def _bare(name: Any) -> str:
+    """A bare file name: no folders, nothing hidden."""
+    if not isinstance(name, str) or not name or PurePosixPath(name).name != name \
+            or name.startswith(".") or "\\" in name:
+        raise ValueError(f"unexpected file name {name!r}")
+    return name
+
+
+def _number(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
