@@ -87,7 +87,7 @@ def test_render_in_a_new_process_gives_transparent_frames(trained: Path) -> None
     assert manifest["count"] == 6 and manifest["width"] == manifest["height"] == 64
     assert manifest["batches"] == ["batch_00.zip", "batch_01.zip"]
     assert sorted(p.name for p in (trained / "frames").iterdir()) == [
-        "batch_00.zip", "batch_01.zip", "manifest.json"]
+        "batch_00.zip", "batch_01.zip", "compare", "manifest.json"]
     assert [f["index"] for f in manifest["frames"]] == list(range(6))
     assert [f["azimuth_deg"] for f in manifest["frames"]] == [0, 60, 120, 180, 240, 300]
     assert [f["batch"] for f in manifest["frames"]] == ["batch_00.zip"] * 4 + ["batch_01.zip"] * 2
@@ -102,6 +102,28 @@ def test_render_in_a_new_process_gives_transparent_frames(trained: Path) -> None
     report = progress(trained)
     assert report["stage"] == "render" and report["status"] == "succeeded"
     assert report["metrics"]["frames_done"] == 6
+
+    # Then three of the photos it trained on, each beside a render from its own camera.
+    compare = trained / "frames" / "compare"
+    doc = json.loads((compare / "compare.json").read_text())
+    assert manifest["compare"] == "compare/compare.json"
+    assert doc["verdict"] in ("faithful", "fair", "poor")
+    assert report["metrics"]["verdict"] == doc["verdict"]
+    assert doc["verdict_text"] in done.stdout
+    masks = {p.stem for p in (trained / "dataset" / "masks").glob("*.png")}
+    assert len(doc["views"]) == 3 and len({v["photo"] for v in doc["views"]}) == 3
+    for view in doc["views"]:
+        assert Path(view["photo"]).stem in masks
+        with Image.open(compare / view["render_file"]) as render, \
+                Image.open(compare / view["photo_file"]) as photo:
+            assert render.mode == "RGBA" and photo.mode == "RGB"
+            assert render.size == photo.size == (view["width"], view["height"])
+            # At the size the model trained on (96 px), cropped around the product.
+            assert max(render.size) <= 96
+        # Even 120 steps on 96 px photos get the product's place and rough shape right:
+        # the same camera, the same crop box as the frames.
+        assert view["alpha_iou"] > 0.5, view
+        assert 10 < view["psnr"] < 100 and 0 < view["ssim"] <= 1, view
 
 
 def test_rows_span_the_captured_elevations(trained: Path) -> None:
