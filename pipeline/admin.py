@@ -41,7 +41,8 @@ class JobAdmin(admin.ModelAdmin):
         "message", "error", "eta_seconds", "backend", "gpu_type", "preset", "iterations",
         "frame_count", "frame_size", "frame_rows", "stage_timings", "estimated_cost",
         "actual_cost", "gpu_seconds", "attempts", "task_id", "heartbeat_at", "created_at",
-        "updated_at", "started_at", "finished_at", "metrics", "stage_log", "backend_state",
+        "updated_at", "started_at", "finished_at", "metrics", "comparison", "stage_log",
+        "backend_state",
     ]
     readonly_fields = fields
 
