@@ -106,7 +106,7 @@ def compare_views(
     """Renders and scores each view, writes the images and compare.json; returns it.
 
     `render(c2w_opengl, camera)` gives the RGBA uint8 image of one camera. A view whose
-    photo cannot be read is left out; the comparison never fails the render stage.
+    photo or mask cannot be read is left out: a damaged photo never fails the frames.
     """
     out_dir = ws.frames_dir / COMPARE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .compare import COMPARE_DIR, COMPARE_JSON, compare_views, pick_views
+from .compare import compare_views, pick_views
 from .dataset import Intrinsics
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
@@ -217,7 +217,6 @@ def render(
         "height": size, "format": "png", "alpha": "straight", "batch_size": batch_size,
         "batches": [b.name for b in batches], "focal_px": round(focal, 3),
         "camera_distance": round(distance, 4), "model_step": step, "frames": entries,
-        "compare": f"{COMPARE_DIR}/{COMPARE_JSON}",
     }
     write_json_atomic(ws.manifest_json, manifest)
     return RenderResult(len(path), size, batches, time.monotonic() - started, loop_seconds,
