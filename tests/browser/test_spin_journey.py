@@ -2,7 +2,8 @@
 
 Sign in, create a product, upload the synthetic scene's photos, start a `test`-preset job,
 watch the stage bars fill to 100% without reloading, then use the 360° viewer: drag it,
-turn it with the keyboard, play it, switch its background, download a frame. CPU-sized:
+turn it with the keyboard, play it, switch its background, download a frame; and see how
+faithful the spin is, photo beside render, on a desktop and a phone screen. CPU-sized:
 the `test` preset trains 120 steps of 256 rays and renders 8 frames of 48 px, so the job
 takes a few minutes here.
 """
@@ -148,6 +149,27 @@ def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifa
 
     viewer.screenshot(path=str(artifacts / "viewer.png"))
     page.screenshot(path=str(artifacts / "job-page.png"), full_page=True)
+
+    # How faithful the spin is: three photos, each beside the spin from its own camera, and
+    # one verdict in words.
+    comparison = page.locator("[data-comparison]")
+    comparison.scroll_into_view_if_needed()
+    verdict = comparison.locator("[data-verdict]").inner_text()
+    assert re.match(r"(Faithful|Fair|Poor): ", verdict), verdict
+    views = comparison.locator("[data-compared-view]")
+    assert views.count() == 3
+    assert re.search(r"Outline\s+(matches|close|differs) \(\d+% overlap\)",
+                     views.first.inner_text())
+    page.wait_for_function("() => [...document.querySelectorAll('[data-comparison] img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)")
+    comparison.screenshot(path=str(artifacts / "comparison.png"))
+    # On a phone each photo stacks above its render.
+    page.set_viewport_size({"width": 390, "height": 844})
+    photo, render = (views.first.locator("img").nth(i).bounding_box() for i in (0, 1))
+    assert render["y"] >= photo["y"] + photo["height"] and abs(render["x"] - photo["x"]) < 2
+    assert photo["x"] + photo["width"] <= 390
+    comparison.screenshot(path=str(artifacts / "comparison-phone.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # The product page now shows the spin and where the photos were taken.
     page.goto(product.get_absolute_url())

@@ -29,6 +29,7 @@ from pipeline.models import Job
 from pipeline.services import (
     JobOptions,
     cancel_job,
+    job_compare_dir,
     job_frames_dir,
     job_model_dir,
     read_manifest,
@@ -187,6 +188,16 @@ def test_failed_job_shows_the_engines_message_then_retry_runs_to_the_end(
                                manifest["sprite"]["rows"] * 48)
     assert [b["file"] for b in manifest["batches"]] == ["batches/batch_00.zip"]
     assert (job_model_dir(job) / "model" / "nerfacto" / "config.yml").exists()
+    # Three photos beside renders from their own cameras, kept privately with the model.
+    comparison = job.comparison
+    assert comparison["verdict"] == job.metrics["render"]["verdict"]
+    assert comparison["verdict"] in ("faithful", "fair", "poor")
+    assert [v["photo_file"] for v in comparison["views"]] == [
+        "photo_1.jpg", "photo_2.jpg", "photo_3.jpg"]
+    assert sorted(p.name for p in job_compare_dir(job).iterdir()) == [
+        "compare.json", "photo_1.jpg", "photo_2.jpg", "photo_3.jpg", "render_1.png",
+        "render_2.png", "render_3.png"]
+    assert not [p for p in root.rglob("*") if p.name.startswith(("photo_", "compare"))]
 
     out = _call("jobs")
     assert str(job.pk)[:8] in out and "succeeded" in out and "100%" in out
