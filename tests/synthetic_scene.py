@@ -1,14 +1,19 @@
-"""A synthetic capture with known cameras: a textured product on a textured table.
+"""Synthetic captures with known cameras, ray cast in numpy.
 
-The product is a box with a ball resting on it, both covered in a solid mosaic texture
-with dots (plenty of corners and blobs for SIFT), standing on a textured ground square,
-lit by one fixed sun. It is ray cast in numpy from cameras orbiting it at two heights;
-2×2 supersampling gives clean edges and the alpha coverage of the product (ground and sky
-excluded). World frame: up = +Z, the ground is z = 0.
+Each kind in `SCENES` is a product built of textured boxes and balls (a solid mosaic
+texture with dots: plenty of corners and blobs for SIFT), standing on a ground that is
+either a textured table or a plain white sweep, lit by one fixed sun. Cameras orbit it at
+two heights; 2×2 supersampling gives clean edges and the alpha coverage of the product
+(ground and sky excluded). World frame: up = +Z, the ground is z = 0.
 
     scene = make_scene(tmp_path / "scene")              # 24 PNG views, 320×240
+    scene = make_scene(tmp_path / "s", kind="wide_base")  # another product and backdrop
     scene.write_ground_truth_workspace(ws_root)         # dataset + object.json, true poses
     rgb, alpha = scene.render_view(c2w, scene.K, 320, 240)  # held-out views
+
+The kinds are the captures that broke assumptions before: a product on its own wide flat
+base (which is product, not table), on a plain sweep or on a textured table, and a product
+that looks nearly the same after half a turn (where a photo can be placed mirrored).
 """
 
 from __future__ import annotations
@@ -29,22 +34,65 @@ from pipeline.engine.scene import (
     write_object_json,
 )
 
-BOX_CENTER = np.array([0.0, 0.0, 0.45])
-BOX_HALF = np.array([0.5, 0.35, 0.45])
-BALL_CENTER = np.array([0.1, 0.0, 1.15])
-BALL_RADIUS = 0.38
 GROUND_HALF = 5.0
 SUN = np.array([0.45, -0.35, 0.82]) / np.linalg.norm([0.45, -0.35, 0.82])
 ELEVATIONS_DEG = (12.0, 35.0)
 SUPERSAMPLE = 2
+SWEEP_RGB = np.array([0.93, 0.93, 0.91])
+"""A plain paper sweep: one colour, no detail for SIFT (the sky behind it is as plain)."""
 
-_MISS, _GROUND, _BOX, _BALL = 0, 1, 2, 3
+
+@dataclass(frozen=True)
+class Part:
+    """A box (`half` has 3 sizes) or a ball (`half` has 1: its radius) of the product."""
+
+    center: tuple[float, float, float]
+    half: tuple[float, ...]
+    texture: str = "object"
+    """"object" (bright mosaic) or "base" (a finer, earthier mosaic, like printed wood)."""
+    half_turn_symmetric: bool = False
+    """A box whose two broad faces (±y) wear the same texture but for a strip along the
+    top: it looks nearly the same from opposite sides."""
+
+    @property
+    def is_ball(self) -> bool:
+        return len(self.half) == 1
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        c, h = np.array(self.center), np.array(self.half)
+        return c - h, c + h
 
 
-def _object_bounds() -> tuple[np.ndarray, np.ndarray]:
-    lo = np.minimum(BOX_CENTER - BOX_HALF, BALL_CENTER - BALL_RADIUS)
-    hi = np.maximum(BOX_CENTER + BOX_HALF, BALL_CENTER + BALL_RADIUS)
-    return lo, hi
+@dataclass(frozen=True)
+class SceneKind:
+    parts: tuple[Part, ...]
+    ground: str = "table"
+    """"table" (textured, seen to the edge of every photo) or "sweep" (plain)."""
+    base_height: float = 0.0
+    """Height of the product's own flat base (0: none)."""
+
+
+_BASE = Part((0.0, 0.0, 0.04), (1.0, 0.85, 0.04), texture="base")
+SCENES: dict[str, SceneKind] = {
+    # A box with a ball resting on it, on a textured table.
+    "box_ball": SceneKind(parts=(Part((0.0, 0.0, 0.45), (0.5, 0.35, 0.45)),
+                                 Part((0.1, 0.0, 1.15), (0.38,)))),
+    # The same on its own wide, flat, textured baseplate, on a plain white sweep.
+    "wide_base": SceneKind(parts=(_BASE, Part((0.0, 0.0, 0.53), (0.45, 0.3, 0.45)),
+                                  Part((0.1, 0.0, 1.2), (0.3,))),
+                           ground="sweep", base_height=0.08),
+    # The baseplate model on a textured table: the table goes, the base stays.
+    "wide_base_on_table": SceneKind(parts=(_BASE, Part((0.0, 0.0, 0.53), (0.45, 0.3, 0.45)),
+                                           Part((0.1, 0.0, 1.2), (0.3,))),
+                                    base_height=0.08),
+    # A body whose front and back look the same, with a ball on top that does not: a
+    # photo of the front can be placed at the back.
+    "symmetric": SceneKind(parts=(Part((0.0, 0.0, 0.45), (0.55, 0.3, 0.45),
+                                       half_turn_symmetric=True),
+                                  Part((0.0, 0.0, 1.2), (0.35,)))),
+}
+
+_MISS, _GROUND = -2, -1  # hit codes; parts are 0, 1, …
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
@@ -85,14 +133,30 @@ class _Texture:
         return np.clip(rgb * shade[..., None], 0.0, 1.0)
 
 
+def _half_turn_canonical(p: np.ndarray, part: Part) -> np.ndarray:
+    """Points of the part's back face (−y) moved onto its front face (+y) by a half turn
+    about the vertical axis, so both broad faces wear the same texture below a strip along
+    the top that differs, as real products are never quite symmetric."""
+    center, half = np.array(part.center), np.array(part.half)
+    local = p - center
+    back = local[:, 1] < -0.999 * half[1]
+    fold = back & (local[:, 2] < 0.4 * half[2])
+    local[fold, :2] *= -1
+    return local + center
+
+
 class _Renderer:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, kind: SceneKind, seed: int) -> None:
         rng = np.random.default_rng(seed)
+        self.kind = kind
         bright = rng.uniform(0.1, 1.0, (24, 3))
         earthy = np.array([[0.55, 0.45, 0.35], [0.35, 0.42, 0.3], [0.6, 0.6, 0.55],
                            [0.3, 0.3, 0.38], [0.7, 0.55, 0.4]])
-        self.object_texture = _Texture(rng, 0.16, bright)
-        self.ground_texture = _Texture(rng, 0.3, earthy)
+        self.textures = {"object": _Texture(rng, 0.16, bright),
+                         "ground": _Texture(rng, 0.3, earthy)}
+        woody = np.array([[0.62, 0.42, 0.22], [0.45, 0.28, 0.15], [0.78, 0.6, 0.38],
+                          [0.2, 0.25, 0.45], [0.85, 0.8, 0.7]])
+        self.textures["base"] = _Texture(rng, 0.1, woody)
 
     def render(self, c2w: np.ndarray, K: np.ndarray, width: int, height: int
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -105,27 +169,34 @@ class _Renderer:
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         origin = c2w[:3, 3]
 
-        t = np.full(len(dirs), np.inf)
-        kind = np.zeros(len(dirs), np.int8)
-        normal = np.zeros_like(dirs)
-        for hit_kind, (t_hit, n_hit) in ((_GROUND, _ground(origin, dirs)),
-                                          (_BOX, _box(origin, dirs)),
-                                          (_BALL, _ball(origin, dirs))):
+        t, normal = _ground(origin, dirs)
+        hit = np.where(np.isfinite(t), _GROUND, _MISS).astype(np.int16)
+        for index, part in enumerate(self.kind.parts):
+            t_hit, n_hit = (_ball(origin, dirs, part) if part.is_ball
+                            else _box(origin, dirs, part))
             closer = t_hit < t
-            t[closer], kind[closer], normal[closer] = t_hit[closer], hit_kind, n_hit[closer]
+            t[closer], hit[closer], normal[closer] = t_hit[closer], index, n_hit[closer]
 
         points = origin + dirs * np.where(np.isfinite(t), t, 0.0)[:, None]
-        rgb = np.empty_like(dirs)
-        sky = kind == _MISS
-        rgb[sky] = np.array([0.78, 0.84, 0.92]) - 0.25 * np.clip(dirs[sky, 2:3], 0, 1)
         light = 0.45 + 0.55 * np.clip(normal @ SUN, 0.0, 1.0)
-        on_object = (kind == _BOX) | (kind == _BALL)
-        rgb[on_object] = self.object_texture(points[on_object]) * light[on_object, None]
-        ground = kind == _GROUND
-        rgb[ground] = self.ground_texture(points[ground]) * light[ground, None]
+        rgb = np.empty_like(dirs)
+        sky = hit == _MISS
+        ground = hit == _GROUND
+        if self.kind.ground == "sweep":
+            rgb[sky | ground] = SWEEP_RGB
+        else:
+            rgb[sky] = np.array([0.78, 0.84, 0.92]) - 0.25 * np.clip(dirs[sky, 2:3], 0, 1)
+            rgb[ground] = self.textures["ground"](points[ground]) * light[ground, None]
+        for index, part in enumerate(self.kind.parts):
+            on = hit == index
+            p = points[on]
+            if part.half_turn_symmetric:
+                p = _half_turn_canonical(p, part)
+            rgb[on] = self.textures[part.texture](p) * light[on, None]
 
+        on_product = hit >= 0
         rgb = rgb.reshape(height, s, width, s, 3).mean(axis=(1, 3))
-        alpha = on_object.astype(float).reshape(height, s, width, s).mean(axis=(1, 3))
+        alpha = on_product.astype(float).reshape(height, s, width, s).mean(axis=(1, 3))
         return np.clip(rgb, 0.0, 1.0), alpha
 
 
@@ -137,11 +208,12 @@ def _ground(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.where(ok, t, np.inf), np.tile([0.0, 0.0, 1.0], (len(dirs), 1))
 
 
-def _box(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _box(origin: np.ndarray, dirs: np.ndarray, part: Part) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = part.bounds()
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / dirs
-        t1 = (BOX_CENTER - BOX_HALF - origin) * inv
-        t2 = (BOX_CENTER + BOX_HALF - origin) * inv
+        t1 = (lo - origin) * inv
+        t2 = (hi - origin) * inv
     near = np.minimum(t1, t2)
     t_in, t_out = near.max(axis=1), np.maximum(t1, t2).min(axis=1)
     ok = (t_in <= t_out) & (t_in > 0)
@@ -151,14 +223,15 @@ def _box(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, t_in, np.inf), normal
 
 
-def _ball(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    oc = origin - BALL_CENTER
+def _ball(origin: np.ndarray, dirs: np.ndarray, part: Part) -> tuple[np.ndarray, np.ndarray]:
+    center, radius = np.array(part.center), part.half[0]
+    oc = origin - center
     b = dirs @ oc
-    disc = b * b - (oc @ oc - BALL_RADIUS**2)
+    disc = b * b - (oc @ oc - radius**2)
     t = -b - np.sqrt(np.maximum(disc, 0.0))
     ok = (disc > 0) & (t > 0)
     points = origin + dirs * t[:, None]
-    return np.where(ok, t, np.inf), (points - BALL_CENTER) / BALL_RADIUS
+    return np.where(ok, t, np.inf), (points - center) / radius
 
 
 @dataclass
@@ -176,6 +249,7 @@ class SyntheticScene:
     bbox_max: np.ndarray
     width: int
     height: int
+    kind: str
     _renderer: _Renderer = field(repr=False)
 
     def render_view(self, c2w: np.ndarray, K: np.ndarray, width: int, height: int
@@ -212,15 +286,19 @@ class SyntheticScene:
 
 
 def make_scene(out_dir: Path, *, n_views: int = 24, width: int = 320, height: int = 240,
-               seed: int = 0) -> SyntheticScene:
-    """Renders `n_views` PNG photos into out_dir/images, half on each of two rings."""
+               seed: int = 0, kind: str = "box_ball") -> SyntheticScene:
+    """Renders `n_views` PNG photos of the scene `kind` (a key of SCENES) into
+    out_dir/images, half on each of two rings."""
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
-    renderer = _Renderer(seed)
+    scene_kind = SCENES[kind]
+    renderer = _Renderer(scene_kind, seed)
 
-    lo, hi = _object_bounds()
+    bounds = [part.bounds() for part in scene_kind.parts]
+    lo = np.min([b[0] for b in bounds], axis=0)
+    hi = np.max([b[1] for b in bounds], axis=0)
     center = (lo + hi) / 2
     # The colmap stage's rule: the sphere around the product's box, so the box fits in it.
     radius = float(np.linalg.norm(hi - lo) / 2)
@@ -250,5 +328,5 @@ def make_scene(out_dir: Path, *, n_views: int = 24, width: int = 320, height: in
         images_dir=images_dir, names=names, c2w=np.stack(poses), K=K, alpha=np.stack(alphas),
         object_center=center, object_radius=radius, orbit_radius=orbit_radius,
         up=np.array([0.0, 0.0, 1.0]), bbox_min=lo, bbox_max=hi, width=width, height=height,
-        _renderer=renderer,
+        kind=kind, _renderer=renderer,
     )
