@@ -26,6 +26,7 @@ import numpy as np
 from .dataset import Frame, Intrinsics, write_transforms
 from .errors import InputError
 from .images import Photo, normalize_photos, pack_zip, resize_photo
+from .pose_check import check_poses
 from .progress import Progress, write_json_atomic
 from .scene import describe_object, locate_object, transform_points, transform_poses
 from .workspace import Workspace
@@ -119,8 +120,14 @@ def estimate_poses(
     _step(report, "write", 0.0, "Writing the dataset")
     started = time.monotonic()
     best = max(models, key=lambda r: r.num_reg_images(), default=None)
+    # A wrong camera must never reach training: check every pose before anything is written.
+    verdicts = check_poses(best, database, [i.colmap_name for i in inputs]) if best else []
     placed_names = _placed_names(best, inputs)
     reasons = _reasons(database, inputs, placed_names, models)
+    by_colmap = {i.colmap_name: i.photo.name for i in inputs}
+    for verdict in verdicts:
+        if not verdict.replaced:
+            reasons[by_colmap[verdict.name]] = verdict.reason
     error = float(best.compute_mean_reprojection_error()) if best is not None else 0.0
     unplaced = [n for n in names if n not in placed_names]
     result = PoseResult(total, len(placed_names), round(error, 3), unplaced, used, timings)
@@ -386,7 +393,8 @@ def _write_outputs(ws: Workspace, model: Any, inputs: list[_Input], max_image_si
     ids = [i for i, _ in ids_c2w]
     c2w = np.stack([m for _, m in ids_c2w])
 
-    location = locate_object(c2w, points)
+    cameras = [camera_intrinsics(model.camera(model.image(i).camera_id)) for i in ids]
+    location = locate_object(c2w, points, cameras)
     to_normalized = location.to_normalized()
     poses = transform_poses(to_normalized, c2w)
     by_colmap = {i.colmap_name: i.photo for i in inputs}

@@ -9,12 +9,14 @@ records the product in that frame and the similarity from COLMAP's frame into it
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .dataset import Intrinsics
 from .progress import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,22 @@ log = logging.getLogger(__name__)
 _NEAR_FRACTION = 0.6
 # Tolerance of the ground (table) plane fit, times the median camera distance.
 _GROUND_TOLERANCE = 0.01
+# A plane whose points come this close to a photo's edge (share of its width or height),
+# or run past it, reaches that photo's edge.
+_EDGE_MARGIN = 0.04
+# Plane points farther than this (times the camera distance) from the product's axis are
+# not looked at for the edge test.
+_EDGE_SEARCH = 0.9
+# Sparse points closer than this (times the camera distance) always link into one body.
+_LINK_MIN = 0.05
+# A group of linked points smaller than this (in points, and as a share of all of them)
+# is an island of bad matches or background, never a part of the product.
+_MIN_GROUP = 5
+_MIN_GROUP_SHARE = 0.02
+# A thin base on a table shows at least this many points on its top, and under its
+# outline no more points of the table than this share of its own.
+_MIN_BASE_POINTS = 20
+_BASE_OVER_TABLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,12 +92,21 @@ def transform_poses(t: np.ndarray, c2w: np.ndarray) -> np.ndarray:
     return out
 
 
-def locate_object(c2w: np.ndarray, points: np.ndarray) -> ObjectLocation:
-    """Finds the product from the cameras (N,4,4, OpenCV) and the sparse points (M,3).
+def locate_object(c2w: np.ndarray, points: np.ndarray,
+                  cameras: Sequence[Intrinsics]) -> ObjectLocation:
+    """Finds the product from the cameras (N,4,4, OpenCV, with their intrinsics) and the
+    sparse points (M,3).
 
     The cameras of a capture orbit the product and look at it: their optical axes meet
-    near it and their centres lie on rings around its vertical axis. Sparse points near
-    that meeting point, above the table plane when there is one, are the product.
+    near it and their centres lie on rings around its vertical axis. The product is the
+    one connected body of sparse points near that meeting point, above the backdrop.
+
+    What the product stands on decides where its box ends below. The lowest level plane
+    under it is the backdrop (a table, a floor) when it runs out to the edges of the
+    photos; a level plane that stays inside every photo, with nothing but plain backdrop
+    around it, is the product's own base (a baseplate, a tray, a book lying flat) and is
+    kept. A base on a textured table is kept too: the table is cut just above its own
+    surface, as measured by its points' spread, not at a fixed height.
     """
     centers = c2w[:, :3, 3]
     forwards = c2w[:, :3, 2]
@@ -88,19 +115,24 @@ def locate_object(c2w: np.ndarray, points: np.ndarray) -> ObjectLocation:
     distance = float(np.median(np.linalg.norm(centers - focus, axis=1)))
     near = points[np.linalg.norm(points - focus, axis=1) < _NEAR_FRACTION * distance]
 
-    ground = _ground_plane(near, up, focus, distance)
+    support = _support_plane(near, up, focus, distance)
     floor = None
-    if ground is not None:
-        up, floor = ground
-        # Well clear of the table: its far edges, where the plane fits worst, stay out.
-        near = near[near @ up > floor + 3 * _GROUND_TOLERANCE * distance]
-    near = _without_stray_points(near, up)
+    if support is not None:
+        up, height, spread = support
+        if _reaches_photo_edges(points, up, height, focus, distance, c2w, cameras):
+            floor = height
+            near = _above_table(near, up, floor, spread, focus, distance, c2w, cameras)
+        else:
+            log.info("the lowest level plane stays inside the photos: it is the product's "
+                     "own base, not the table")
+    near = _connected_body(near, distance)
 
     basis = horizontal_basis(up, centers[0] - focus)
     if len(near) >= 10:
+        # The whole body, to its last point: islands of stray points are already gone, and
+        # a part with few points (a ball on top of a wide base) must not be trimmed away.
         local = near @ basis.T
-        q = 1.0 if len(near) >= 50 else 0.0
-        lo, hi = np.percentile(local, q, axis=0), np.percentile(local, 100 - q, axis=0)
+        lo, hi = local.min(axis=0), local.max(axis=0)
         if floor is not None:
             lo[2] = floor  # the product stands on the table: its bottom is hidden there
         center = basis.T @ ((lo + hi) / 2)
@@ -171,16 +203,138 @@ def _orbit_axis(centers: np.ndarray, camera_ups: np.ndarray) -> np.ndarray:
     return normal if np.dot(normal, mean_up) > np.cos(np.radians(50)) else mean_up
 
 
-def _without_stray_points(points: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """Drops points far out sideways from the bulk of the product (bad matches, bits of
-    the background): beyond twice the median distance from its vertical axis."""
+def _connected_body(points: np.ndarray, distance: float) -> np.ndarray:
+    """The product's points: the large connected groups among them, without the small
+    islands that bad matches and bits of the background leave around it.
+
+    Points link when closer than a few times their typical spacing (and always within
+    5 % of the camera distance), so a product whose parts are parted by a plain band keeps
+    both and a wide base stays joined to what stands on it; stray matches are islands of a
+    few points.
+    """
     if len(points) < 10:
         return points
-    flat = points - np.outer(points @ up, up)
-    axis = np.median(flat, axis=0)
-    reach = np.linalg.norm(flat - axis, axis=1)
-    limit = 2.0 * float(np.median(reach))
-    return points[reach <= limit] if limit > 0 else points
+    labels = _linked_groups(points, _LINK_MIN * distance)
+    sizes = np.bincount(labels)
+    keep = sizes >= max(_MIN_GROUP, _MIN_GROUP_SHARE * len(points))
+    return points[keep[labels]]
+
+
+def _linked_groups(points: np.ndarray, at_least: float = 0.0) -> np.ndarray:
+    """A group label for each point: points closer than three times their typical
+    spacing (or `at_least`) are in the same group."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(points)
+    spacing, _ = tree.query(points, k=min(5, len(points)))
+    link = max(3.0 * float(np.median(spacing[:, -1])), at_least)
+    pairs = tree.query_pairs(link, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                       shape=(len(points), len(points)))
+    return connected_components(graph, directed=False)[1]
+
+
+def _support_plane(
+    points: np.ndarray, up: np.ndarray, focus: np.ndarray, distance: float,
+) -> tuple[np.ndarray, float, float] | None:
+    """The lowest level plane the product stands on or is part of, seen all around it.
+
+    Returns (normal, height along the normal, spread of its surface in tolerances) or None.
+    Height and spread come from the outer half of its points, away from the product: a
+    thin base standing on a table lies within the plane's tolerance and would lift both.
+    """
+    found = _ground_plane(points, up, focus, distance)
+    if found is None:
+        return None
+    n, h = found
+    tol = _GROUND_TOLERANCE * distance
+    on_plane = points[np.abs(points @ n - h) < tol]
+    flat = on_plane - focus
+    reach = np.linalg.norm(flat - np.outer(flat @ n, n), axis=1)
+    outer = on_plane[reach >= np.median(reach)]
+    if len(outer) >= 10:  # the plane of the surface alone, not tilted by a base on it
+        normal = _unit(np.linalg.svd(outer - outer.mean(axis=0))[2][2])
+        n = normal if np.dot(normal, n) > 0 else -normal
+    heights = outer @ n
+    surface = float(np.median(heights))
+    spread = 1.4826 * float(np.median(np.abs(heights - surface))) / tol
+    return n, surface, spread
+
+
+def _above_table(points: np.ndarray, up: np.ndarray, floor: float, spread: float,
+                 focus: np.ndarray, distance: float, c2w: np.ndarray,
+                 cameras: Sequence[Intrinsics]) -> np.ndarray:
+    """The points clear of the table: well above it, or on a thin base standing on it.
+
+    Just above the table's surface lie both the stray points of the table itself, spread
+    out to the photos' edges, and the top of a thin base (a baseplate, a mat), a level
+    layer that stays inside the photos. Only the second is kept from there.
+    """
+    tol = _GROUND_TOLERANCE * distance
+    heights = points @ up - floor
+    clear = heights > 3 * tol  # as far as the table's worst points go
+    band = points[(heights > np.clip(2 * spread, 0.3, 3.0) * tol) & ~clear]
+    layer = _ground_plane(band, up, focus, distance)
+    if layer is None:
+        return points[clear]
+    n, h = layer
+    on_layer = band[np.abs(band @ n - h) < tol]
+    # A base is one dense patch; the table's stray points at that height are scattered.
+    labels = _linked_groups(on_layer, _LINK_MIN * distance)
+    base = on_layer[labels == np.bincount(labels).argmax()]
+    # A base hides the table under it; the table's own stray points lie over the table.
+    table = points[np.abs(heights) <= np.clip(2 * spread, 0.3, 3.0) * tol]
+    if (len(base) < _MIN_BASE_POINTS
+            or _inside_footprint(table, base, n) > _BASE_OVER_TABLE * len(base)
+            or _reaches_photo_edges(base, n, h, focus, distance, c2w, cameras)):
+        return points[clear]
+    log.info("a thin level layer stands on the table, inside the photos: the product's base")
+    return np.concatenate([points[clear], base])
+
+
+def _inside_footprint(points: np.ndarray, patch: np.ndarray, up: np.ndarray) -> int:
+    """How many of `points` lie, seen from above, inside the outline of `patch`."""
+    from scipy.spatial import Delaunay, QhullError
+
+    basis = horizontal_basis(up, np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9
+                             else np.array([0.0, 1.0, 0.0]))[:2]
+    try:
+        outline = Delaunay(patch @ basis.T)
+    except QhullError:  # a patch on a line covers nothing
+        return 0
+    return int((outline.find_simplex(points @ basis.T) >= 0).sum())
+
+
+def _reaches_photo_edges(points: np.ndarray, up: np.ndarray, height: float, focus: np.ndarray,
+                         distance: float, c2w: np.ndarray, cameras: Sequence[Intrinsics]
+                         ) -> bool:
+    """Whether the level plane at `height` runs out to the edges of most photos.
+
+    A table or floor fills the photos' lower edges and runs out of frame; a product's
+    base, framed with the rest of the product, stays inside every photo.
+    """
+    tol = _GROUND_TOLERANCE * distance
+    flat = points - focus
+    flat = flat - np.outer(flat @ up, up)
+    # Walls far behind meet the plane's height on a line: only what is near the product.
+    on_plane = points[(np.abs(points @ up - height) < tol)
+                      & (np.linalg.norm(flat, axis=1) < _EDGE_SEARCH * distance)]
+    if len(on_plane) == 0:
+        return False
+    enough = max(3, int(0.01 * len(on_plane)))
+    reached = 0
+    for pose, camera in zip(c2w, cameras, strict=True):
+        w2c = np.linalg.inv(pose)
+        local = on_plane @ w2c[:3, :3].T + w2c[:3, 3]
+        ahead = local[local[:, 2] > 1e-6 * distance]
+        u = camera.fx * ahead[:, 0] / ahead[:, 2] + camera.cx
+        v = camera.fy * ahead[:, 1] / ahead[:, 2] + camera.cy
+        mu, mv = _EDGE_MARGIN * camera.width, _EDGE_MARGIN * camera.height
+        at_edge = (u < mu) | (u > camera.width - mu) | (v < mv) | (v > camera.height - mv)
+        reached += int(at_edge.sum() >= enough)
+    return reached >= 0.5 * len(c2w)
 
 
 def _ground_plane(
