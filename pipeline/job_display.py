@@ -220,7 +220,8 @@ def product_showcase(product) -> dict[str, Any]:
         cameras = (job.metrics or {}).get("colmap", {}).get("cameras")
         if context["poses"] is None and cameras:
             original = _original_names(product)
-            unplaced = [{**c, "name": original(c.get("name", ""))}
+            unplaced = [{**c, "name": original(c.get("name", "")),
+                         "reason": _uploaded_names_in(c.get("reason") or "", original)}
                         for c in cameras if not c.get("placed")]
             context["camera_plot"] = charts.camera_plot_svg({"images": cameras})
             context["poses"] = {"job": job, "placed": len(cameras) - len(unplaced),
@@ -230,6 +231,14 @@ def product_showcase(product) -> dict[str, Any]:
             context["spin_job"] = job
             context["spin_url"] = reverse("pipeline:spin", args=[job.pk])
     return context
+
+
+# A photo name as the worker packs it, inside an engine's message ("retake it beside …").
+_PACKED_NAME = re.compile(r"\b\d+_[0-9a-f]{8}\.\w+")
+
+
+def _uploaded_names_in(text: str, original: Callable[[str], str]) -> str:
+    return _PACKED_NAME.sub(lambda match: original(match[0]), text)
 
 
 def _original_names(product) -> Callable[[str], str]:

@@ -121,10 +121,11 @@ def estimate_poses(
     started = time.monotonic()
     best = max(models, key=lambda r: r.num_reg_images(), default=None)
     # A wrong camera must never reach training: check every pose before anything is written.
-    verdicts = check_poses(best, database, [i.colmap_name for i in inputs]) if best else []
+    by_colmap = {i.colmap_name: i.photo.name for i in inputs}
+    verdicts = (check_poses(best, database, [i.colmap_name for i in inputs], by_colmap.get)
+                if best else [])
     placed_names = _placed_names(best, inputs)
     reasons = _reasons(database, inputs, placed_names, models)
-    by_colmap = {i.colmap_name: i.photo.name for i in inputs}
     for verdict in verdicts:
         if not verdict.replaced:
             reasons[by_colmap[verdict.name]] = verdict.reason

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,13 @@ class Verdict:
     reason: str
 
 
-def check_poses(model: Any, database: Path, order: list[str]) -> list[Verdict]:
+def check_poses(model: Any, database: Path, order: list[str],
+                label: Callable[[str], str] = str) -> list[Verdict]:
     """Finds the wrong cameras of `model` (a pycolmap Reconstruction, changed in place),
     places each once more, and deregisters those that still disagree.
 
-    `order` is the photos' database names in shooting order.
+    `order` is the photos' database names in shooting order; `label` names a photo, from
+    its database name, in the reasons the shop owner reads.
     """
     import pycolmap
 
@@ -74,14 +77,15 @@ def check_poses(model: Any, database: Path, order: list[str]) -> list[Verdict]:
                 pairs.append((a, b, np.asarray(geometry.inlier_matches)))
 
     names = {i: n for n, i in registered.items()}
-    suspects = _suspects(model, pairs, keypoints, order, names)
+    suspects = _suspects(model, pairs, keypoints, order, {i: label(n) for i, n in names.items()})
     verdicts = []
     for image_id, why in suspects.items():
         if why == "away":
             verdicts.append(_leave_out(model, image_id, "does not show the product: it "
                                        "looks away from it. Retake it facing the product."))
             continue
-        where = _true_neighbours(model, image_id, pairs, keypoints, names, suspects)
+        where = _true_neighbours(model, image_id, pairs, keypoints,
+                                 {i: label(n) for i, n in names.items()}, suspects)
         if _place_again(model, image_id, pairs, keypoints, suspects):
             log.info("placed %s again, consistently this time", names[image_id])
             verdicts.append(Verdict(names[image_id], True, "placed again consistently"))

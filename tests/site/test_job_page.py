@@ -232,6 +232,31 @@ class TestProductPage:
         assert "7 of 8 photos placed" in html
         assert "IMG_0005.jpg: no match with the other photos" in html
 
+    def test_a_photo_left_out_for_its_pose_says_why_and_where_to_retake_it(
+            self, signed_in, product):
+        from tests.site.jobs_fixtures import add_photo, noise_png
+
+        photo = add_photo(product, noise_png(2, (640, 640)), "IMG_0005.jpg", 0)
+        cameras = [dict(c) for c in self.CAMERAS]
+        cameras[5]["name"] = f"0005_{photo.sha256[:8]}.png"
+        beside = add_photo(product, noise_png(3, (640, 640)), "IMG_0004.jpg", 1)
+        cameras[5]["reason"] = ("placed inconsistently (only 31% of its matches with other "
+                                "photos agree with where it was put): retake it from beside "
+                                f"0004_{beside.sha256[:8]}.png and 0006_0badf00d.png, with "
+                                "more of the product's details in view.")
+        Job.objects.create(product=product, status=Job.Status.SUCCEEDED,
+                           metrics={"colmap": {"cameras": cameras}})
+        try:
+            html = signed_in.get(product.get_absolute_url()).content.decode()
+        finally:
+            photo.image.delete(save=False)
+            beside.image.delete(save=False)
+        assert "7 of 8 photos placed" in html
+        # The shop owner reads the names the photos were uploaded with.
+        assert ("IMG_0005.jpg: placed inconsistently (only 31% of its matches with other "
+                "photos agree with where it was put): retake it from beside IMG_0004.jpg and "
+                "0006_0badf00d.png") in html
+
     def test_viewer_of_the_newest_finished_job(self, signed_in, product, storage):
         old = Job.objects.create(product=product, status=Job.Status.SUCCEEDED)
         finished_frames(old)
