@@ -91,7 +91,7 @@ def ours_vs_ns_render(ws: Workspace, device: str, frames: int, size: int) -> tup
     product = load_product(ws)
     box = product.crop_box
     focal, distance = framing(box, product.camera_distance, size)
-    path = orbit(product.elevation_deg, distance, frames)
+    path = orbit(product.elevation_deg, distance, frames, center=box.center)
 
     pipeline, _ = load_pipeline(ws, device)
     chunk = chunk_rays(device, sum(pipeline.model.config.num_proposal_samples_per_ray)

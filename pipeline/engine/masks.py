@@ -83,11 +83,13 @@ def alpha_mask(image: np.ndarray) -> np.ndarray | None:
 
 
 def grabcut_mask(rgb: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics, box: ProductBox,
-                 product_points: np.ndarray | None = None) -> np.ndarray:
+                 product_points: np.ndarray | None = None, core: ProductBox | None = None
+                 ) -> np.ndarray:
     """The product's mask (H,W uint8, 0 or 255) in an RGB photo seen by `camera`.
 
     `camera` must describe `rgb` at its own size; `product_points` (M,3) are sparse points
-    known to lie on the product, in the same frame as the box.
+    known to lie on the product, in the same frame as the box. The product is looked for in
+    `box`; the middle of `core` (default: the box) is probably product.
     """
     height, width = rgb.shape[:2]
     scale = min(1.0, GRABCUT_LONG_SIDE / max(height, width))
@@ -106,7 +108,7 @@ def grabcut_mask(rgb: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics, bo
 
     labels = np.full(shape, cv2.GC_BGD, np.uint8)
     labels[near] = cv2.GC_PR_BGD
-    core = projected_region(box.shrunk(0.4).surface_points(), c2w_opencv, cam, shape)
+    core = projected_region((core or box).shrunk(0.4).surface_points(), c2w_opencv, cam, shape)
     labels[core & near] = cv2.GC_PR_FGD
     if product_points is not None and len(product_points):
         pixels, in_front = project(product_points, c2w_opencv, cam)
@@ -151,8 +153,10 @@ HULL_AGREEMENT = 0.8
 
 
 def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
-                       cameras: list[Intrinsics], box: ProductBox) -> list[np.ndarray]:
-    """Makes per-photo masks agree with each other through the product's visual hull.
+                       cameras: list[Intrinsics], box: ProductBox
+                       ) -> tuple[list[np.ndarray], ProductBox | None]:
+    """Makes per-photo masks agree with each other through the product's visual hull, and
+    returns them with the hull's bounds (None when no voxel is product).
 
     GrabCut works photo by photo and on colour alone, so a product that shares colours
     with its surroundings gets holes in some photos and stray patches in others. A voxel
@@ -178,7 +182,7 @@ def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
         votes[ok] += mask[px[ok, 1], px[ok, 0]] > 127
     kept = grid[(seen > 0) & (votes >= HULL_AGREEMENT * seen)]
     if len(kept) == 0:
-        return masks
+        return masks, None
 
     refined = []
     voxel = step * 0.5
@@ -189,7 +193,8 @@ def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
         inner = cv2.erode(hull, kernel) > 0
         band = cv2.dilate(hull, kernel) > 0
         refined.append((((mask > 127) & band) | inner).astype(np.uint8) * 255)
-    return refined
+    half_voxel = step / 2
+    return refined, ProductBox(kept.min(axis=0) - half_voxel, kept.max(axis=0) + half_voxel)
 
 
 def _splat(points: np.ndarray, half_size: float, c2w: np.ndarray, camera: Intrinsics,

@@ -51,31 +51,34 @@ def look_at_gl(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarra
 
 
 def orbit(elevation_deg: tuple[float, float, float], distance: float, frames_per_row: int,
-          rows: int = 1) -> list[OrbitFrame]:
-    """`rows` full turns of `frames_per_row` cameras each, at `distance` from the origin."""
+          rows: int = 1, center: np.ndarray | None = None) -> list[OrbitFrame]:
+    """`rows` full turns of `frames_per_row` cameras each, at `distance` from `center` (the
+    product box's centre; the origin by default)."""
     up = np.array([0.0, 0.0, 1.0])
+    target = np.zeros(3) if center is None else np.asarray(center, float)
     out = []
     for row, elevation in enumerate(row_elevations(elevation_deg, rows)):
         el = math.radians(elevation)
         for i in range(frames_per_row):
             azimuth = 360.0 * i / frames_per_row
             az = math.radians(azimuth)
-            eye = distance * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az),
-                                       math.sin(el)])
+            eye = target + distance * np.array([math.cos(el) * math.cos(az),
+                                                math.cos(el) * math.sin(az), math.sin(el)])
             out.append(OrbitFrame(len(out), row, round(azimuth, 6), round(elevation, 4),
-                                  look_at_gl(eye, np.zeros(3), up)))
+                                  look_at_gl(eye, target, up)))
     return out
 
 
 def framing(box: ProductBox, distance: float, size: int) -> tuple[float, float]:
-    """(focal length in pixels, camera distance) that keep the whole box in a square frame.
+    """(focal length in pixels, camera distance from the box's centre) that keep the whole
+    box in a square frame.
 
     The distance is the capture's; it only grows when that would put the camera inside
     the product's bounding sphere.
     """
     corners = np.array([[x, y, z] for x in (box.lo[0], box.hi[0]) for y in (box.lo[1], box.hi[1])
                         for z in (box.lo[2], box.hi[2])])
-    radius = float(np.linalg.norm(corners, axis=1).max())
+    radius = float(np.linalg.norm(corners - box.center, axis=1).max())
     distance = max(distance, 1.5 * radius)
     tan_half = FRAME_MARGIN * radius / math.sqrt(distance**2 - radius**2)
     return (size / 2) / tan_half, distance

@@ -160,7 +160,7 @@ def render(
     model = pipeline.model
     box = product.crop_box
     focal, distance = framing(box, product.camera_distance, size)
-    path = orbit(product.elevation_deg, distance, frames, rows)
+    path = orbit(product.elevation_deg, distance, frames, rows, center=box.center)
     samples = sum(model.config.num_proposal_samples_per_ray) + model.config.num_nerf_samples_per_ray
     chunk = chunk_rays(device, samples)
     log.info("rendering %d frames of %d px on %s, %d rays per chunk", len(path), size, device,

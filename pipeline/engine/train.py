@@ -23,7 +23,7 @@ from typing import Any
 from .device import pick_device
 from .errors import InputError
 from .presets import DEFAULT_PRESET, Preset, get_preset
-from .product import load_product
+from .product import load_product, save_product_box
 from .progress import Progress, write_json_atomic
 from .trainset import TRANSFORMS_NAME, prepare_training_set
 from .workspace import Workspace
@@ -174,10 +174,10 @@ def train(
     p = get_preset(preset, device)
     total = iterations or p.iterations
     product = load_product(ws)
-    box = tuple(tuple(float(v) for v in corner)
-                for corner in (product.crop_box.lo, product.crop_box.hi))
+    search = tuple(tuple(float(v) for v in corner)
+                   for corner in (product.search_box.lo, product.search_box.hi))
     trained_on = {"preset": p.name, "device": device, "image_size": p.image_size,
-                  "max_photos": p.max_photos, "box": box,
+                  "max_photos": p.max_photos, "box": search,
                   "poses_mtime": ws.transforms_json.stat().st_mtime}
 
     previous = read_train_state(ws)
@@ -192,8 +192,12 @@ def train(
         shutil.rmtree(model_base_dir(ws), ignore_errors=True)
         loss_path(ws).unlink(missing_ok=True)
         training_set = prepare_training_set(
-            ws, product.crop_box, image_size=p.image_size, max_photos=p.max_photos,
+            ws, product.search_box, image_size=p.image_size, max_photos=p.max_photos,
+            core=product.points_box,
             report=lambda f, msg: _report(progress, MASKS_SHARE * f, msg))
+        if training_set.hull is not None:
+            # The whole product, as the silhouettes show it: a plain top has no points.
+            product = save_product_box(ws, training_set.hull)
         photos = len(training_set.names)
         write_json_atomic(train_state_path(ws), {
             "status": "training", "trained_on": trained_on, "photos": photos,
@@ -204,6 +208,8 @@ def train(
 
     allow_checkpoint_loading()
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(nerfstudio|torch)\.")
+    box = tuple(tuple(float(v) for v in corner)
+                for corner in (product.crop_box.lo, product.crop_box.hi))
     config = build_trainer_config(ws, p, box, total)
     if resumable:
         config.load_dir = checkpoint_dir(ws)

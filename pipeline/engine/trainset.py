@@ -50,6 +50,8 @@ class TrainingSet:
     coverage: list[float]
     """Share of each photo's pixels on the product."""
     image_size: int
+    hull: ProductBox | None = None
+    """The bounds of the photos' silhouettes' visual hull (None when it was not made)."""
 
 
 def read_frames(ws: Workspace) -> list[Frame]:
@@ -101,11 +103,16 @@ def prepare_training_set(
     *,
     image_size: int,
     max_photos: int | None,
+    core: ProductBox | None = None,
     report: Callable[[float, str], None] | None = None,
 ) -> TrainingSet:
-    """Masks and RGBA training photos for the placed photos, and their transforms file."""
+    """Masks and RGBA training photos for the placed photos, and their transforms file.
+
+    `box` is where the product may be (Product.search_box): the masks find it inside;
+    the middle of `core` (Product.points_box; default: the box) is probably product.
+    """
     frames = spread_evenly(read_frames(ws), max_photos)
-    points = sparse_product_points(ws, box)
+    points = sparse_product_points(ws, core or box)
     images_dir = ws.dataset_dir / "images"
     train_dir, mask_dir = ws.dataset_dir / TRAIN_DIR, ws.dataset_dir / MASK_DIR
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +127,7 @@ def prepare_training_set(
         mask = alpha_mask(photo)
         from_alpha.append(mask is not None)
         if mask is None:
-            mask = grabcut_mask(photo[..., :3], frame.c2w, mask_camera, box, points)
+            mask = grabcut_mask(photo[..., :3], frame.c2w, mask_camera, box, points, core)
         photo = _fit(photo[..., :3], image_size, Image.Resampling.LANCZOS)
         photos.append(photo)
         masks.append(mask)
@@ -130,9 +137,11 @@ def prepare_training_set(
             report(0.9 * (i + 1) / len(frames), f"masked photo {i + 1}/{len(frames)}")
 
     cut = [i for i, alpha in enumerate(from_alpha) if not alpha]
+    hull = None
     if len(cut) >= MIN_PHOTOS:
-        refined = visual_hull_refine([masks[i] for i in cut], [frames[i].c2w for i in cut],
-                                     [mask_cameras[i] for i in cut], box)
+        refined, hull = visual_hull_refine([masks[i] for i in cut],
+                                           [frames[i].c2w for i in cut],
+                                           [mask_cameras[i] for i in cut], box)
         for i, mask in zip(cut, refined, strict=True):
             masks[i] = mask
 
@@ -163,7 +172,7 @@ def prepare_training_set(
                          "colour, or upload PNGs with a transparent background.")
     path = ws.dataset_dir / TRANSFORMS_NAME
     write_json_atomic(path, {"camera_model": "OPENCV", "frames": entries})
-    return TrainingSet(path, names, coverage, image_size)
+    return TrainingSet(path, names, coverage, image_size, hull)
 
 
 def _fit(image: np.ndarray, long_side: int, resample: Image.Resampling) -> np.ndarray:

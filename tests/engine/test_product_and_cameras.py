@@ -14,8 +14,9 @@ import pytest
 from pipeline.engine import colmap, pose_check
 from pipeline.engine.colmap import estimate_poses
 from pipeline.engine.masks import ProductBox
-from pipeline.engine.product import load_product
+from pipeline.engine.product import load_product, save_product_box
 from pipeline.engine.progress import Progress
+from pipeline.engine.trainset import prepare_training_set
 from pipeline.engine.workspace import Workspace
 from tests.engine.test_colmap import rotation_errors_deg, umeyama
 from tests.synthetic_scene import SyntheticScene, make_scene
@@ -66,9 +67,19 @@ def test_a_wide_flat_base_is_part_of_the_product(kind, tmp_path):
     # ...and the table or sweep around it is not.
     assert (lo[:2] >= scene.bbox_min[:2] - 0.15 * size[:2]).all(), (lo, scene.bbox_min)
     assert (hi[:2] <= scene.bbox_max[:2] + 0.15 * size[:2]).all(), (hi, scene.bbox_max)
-    # The ball's plain crown has few points: the masks look for it above the points' box.
+    # The ball's plain crown has few points: the masks look for it above the points' box,
+    # and the photos' silhouettes grow the box to it, not to the top of the search.
     _, search_hi = box_in_world(product.search_box, ws, scene)
     assert search_hi[2] >= scene.bbox_max[2], (search_hi, scene.bbox_max)
+    masks = prepare_training_set(ws, product.search_box, image_size=160, max_photos=None,
+                                 core=product.points_box)
+    grown = save_product_box(ws, masks.hull)
+    assert np.allclose(load_product(ws).box.hi, grown.box.hi)
+    assert np.allclose(grown.points_box.hi, product.points_box.hi)
+    lo, hi = box_in_world(grown.box, ws, scene)
+    assert hi[2] >= scene.bbox_max[2] - 0.04 * size[2], (hi, scene.bbox_max)
+    assert hi[2] <= scene.bbox_max[2] + 0.12 * size[2], (hi, scene.bbox_max)
+    assert lo[2] <= scene.bbox_min[2] + 0.03 * size[2], (lo, scene.bbox_min)
     assert len(placed_poses(ws, scene)[0]) >= 18
 
 
@@ -135,14 +146,13 @@ def test_a_mirrored_camera_that_cannot_be_placed_again_is_left_out_with_its_reas
     reads why and what to do."""
     scene, _ = symmetric
     name = scene.names[7]
-    mapped = colmap._map
+    check = colmap.check_poses
 
-    def map_then_mirror(*args, **kwargs):
-        models = mapped(*args, **kwargs)
-        mirror_one_camera(max(models, key=lambda m: m.num_reg_images()), scene, name)
-        return models
+    def mirror_then_check(model, *args, **kwargs):  # as if mapping had put it there
+        mirror_one_camera(model, scene, name)
+        return check(model, *args, **kwargs)
 
-    monkeypatch.setattr(colmap, "_map", map_then_mirror)
+    monkeypatch.setattr(colmap, "check_poses", mirror_then_check)
     # Too few matches to place it again: it has to go.
     monkeypatch.setattr(pose_check, "MIN_CORRESPONDENCES", 10**6)
     ws = run_poses(scene, tmp_path / "ws")
