@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,14 +185,8 @@ def _true_neighbours(model: Any, image_id: int, pairs: list[tuple[int, int, np.n
                      suspects: dict[int, str]) -> str:
     """The two photos with the most matches that its pose cannot explain: the ones it was
     really taken beside."""
-    counts: dict[int, int] = {}
-    for a, b, matches in pairs:
-        if image_id not in (a, b):
-            continue
-        other = b if a == image_id else a
-        if other in suspects:
-            continue
-        counts[other] = int((~_agreement(model, a, b, matches, keypoints)).sum())
+    counts = {other: int((~agree).sum()) for other, _, _, agree
+              in _partners(model, image_id, pairs, keypoints, suspects)}
     best = [i for i, c in sorted(counts.items(), key=lambda kv: -kv[1])[:2] if c > 0]
     return " and ".join(names[i] for i in sorted(best, key=lambda i: names[i]))
 
@@ -205,15 +199,8 @@ def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarr
 
     image = model.image(image_id)
     points2d, points3d = [], []
-    for a, b, matches in pairs:
-        if image_id not in (a, b):
-            continue
-        other = b if a == image_id else a
-        if other in suspects:
-            continue
-        mine, theirs = (matches[:, 0], matches[:, 1]) if a == image_id else (
-            matches[:, 1], matches[:, 0])
-        wrong = ~_agreement(model, a, b, matches, keypoints)
+    for other, mine, theirs, agree in _partners(model, image_id, pairs, keypoints, suspects):
+        wrong = ~agree
         other_image = model.image(other)
         for k_mine, k_theirs in zip(mine[wrong], theirs[wrong], strict=True):
             point = other_image.point2D(int(k_theirs))
@@ -229,10 +216,8 @@ def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarr
     old = image.frame.rig_from_world
     image.frame.rig_from_world = found["cam_from_world"]
     agree = total = 0
-    for a, b, matches in pairs:
-        if image_id in (a, b) and not ({a, b} - {image_id}) & suspects.keys():
-            ok = _agreement(model, a, b, matches, keypoints)
-            agree, total = agree + int(ok.sum()), total + len(ok)
+    for _, _, _, ok in _partners(model, image_id, pairs, keypoints, suspects):
+        agree, total = agree + int(ok.sum()), total + len(ok)
     if total and agree / total >= AGREEMENT_MIN:
         # Its old observations belong to the mirrored place: the new pose keeps none.
         for idx in range(image.num_points2D()):
@@ -241,6 +226,22 @@ def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarr
         return True
     image.frame.rig_from_world = old
     return False
+
+
+def _partners(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarray]],
+              keypoints: dict[int, np.ndarray], suspects: dict[int, str]
+              ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(other photo, its keypoints matched in this one, theirs, whether the poses explain
+    each match) for each photo this one has verified matches with, suspects left aside."""
+    for a, b, matches in pairs:
+        if image_id not in (a, b):
+            continue
+        other = b if a == image_id else a
+        if other in suspects:
+            continue
+        mine, theirs = ((matches[:, 0], matches[:, 1]) if a == image_id
+                        else (matches[:, 1], matches[:, 0]))
+        yield other, mine, theirs, _agreement(model, a, b, matches, keypoints)
 
 
 def _leave_out(model: Any, image_id: int, reason: str) -> Verdict:
