@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.engine.colmap import estimate_poses, pair_list
+from pipeline.engine import colmap
+from pipeline.engine.colmap import estimate_poses, first_pass_pairs, pair_list
 from pipeline.engine.dataset import read_transforms
 from pipeline.engine.progress import Progress, read_progress
 from pipeline.engine.workspace import Workspace
@@ -175,6 +176,65 @@ def test_sequential_pairs_close_the_loop_and_grow_linearly():
     assert max(min(b - a, 200 - (b - a)) for a, b in pairs) >= 95
     assert len(pair_list(400, "sequential")) < 2.1 * len(pairs)  # not 4× as exhaustive
     assert len(pair_list(20, "exhaustive")) == 190
+
+
+
+def test_quick_pass_matches_fewer_pairs_on_a_large_capture_and_closes_the_loop():
+    pairs = first_pass_pairs(50, "exhaustive")
+    assert len(pairs) < 0.4 * len(pair_list(50, "exhaustive"))
+    assert (0, 1) in pairs and (0, 49) in pairs
+    # Every photo meets at least its neighbours; spread-out photos meet across the loop.
+    assert all(sum(i in p for p in pairs) >= 2 * colmap.FAST_OVERLAP for i in range(50))
+    assert max(min(b - a, 50 - (b - a)) for a, b in pairs) >= 20
+    assert first_pass_pairs(24, "exhaustive") == pair_list(24, "exhaustive")
+
+
+@pytest.fixture(scope="module")
+def portrait_scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticScene:
+    """Phone-like portrait photos, large enough for the quick pass to place them all."""
+    return make_scene(tmp_path_factory.mktemp("portrait"), n_views=20, width=540, height=960)
+
+
+def run_spied(scene: SyntheticScene, ws_root: Path, monkeypatch: pytest.MonkeyPatch
+              ) -> tuple[object, list[str], list[str]]:
+    """(result, photos given robust features, console lines) of one run of the stage."""
+    robust_for: list[str] = []
+    extract = colmap._extract
+
+    def spy(*args, **kwargs) -> None:
+        if kwargs.get("robust"):
+            robust_for.extend(args[2])
+        extract(*args, **kwargs)
+
+    monkeypatch.setattr(colmap, "_extract", spy)
+    lines: list[str] = []
+
+    class Recording(Progress):
+        def log(self, message: str) -> None:
+            lines.append(message)
+            super().log(message)
+
+    ws = Workspace(ws_root).ensure()
+    result = estimate_poses(ws, images=scene.images_dir,
+                            progress=Recording(ws.progress_json, "colmap", show_bar=False))
+    return result, robust_for, lines
+
+
+def test_escalates_only_the_photos_the_quick_pass_leaves_unplaced(portrait_scene, tmp_path,
+                                                                 monkeypatch):
+    result, robust_for, _ = run_spied(portrait_scene, tmp_path / "plain", monkeypatch)
+    assert result.placed == 20 and robust_for == []
+    assert "escalate" not in result.timings
+
+    # The quick pass never matches view 5, so only the robust pass can place it.
+    quick = colmap.first_pass_pairs
+    monkeypatch.setattr(colmap, "first_pass_pairs", lambda count, matcher: [
+        (a, b) for a, b in quick(count, matcher) if 5 not in (a, b)])
+    result, robust_for, lines = run_spied(portrait_scene, tmp_path / "forced", monkeypatch)
+    assert robust_for == [portrait_scene.names[5]]  # nobody else pays for robust SIFT
+    assert result.placed == 20 and result.unplaced == []
+    assert "escalate" in result.timings
+    assert "1 of 20 photos not placed yet: trying them with the robust settings" in lines
 
 
 @pytest.mark.slow
