@@ -9,11 +9,12 @@
 pycolmap's defaults are tuned for large, well-textured captures; product photos are few,
 often dark or glossy and far apart. Poses come in two passes (see bench/poses.py). The
 first is quick: plain SIFT without upsampling, a capped RANSAC, and on larger captures
-only neighbours in shooting order plus a skeleton of spread-out photos are matched; it
-places well-textured captures at least as accurately as pycolmap's defaults in well
-under half their time. Only the photos it leaves unplaced escalate to the slow robust
-settings (affine-adapted SIFT on the upsampled image, more features, every pair with them,
-RANSAC to its full length), and the mapping starts again with them.
+only neighbours in shooting order plus a skeleton of spread-out photos are matched. On
+50 textured 1080×1920 photos it places all of them in a fraction of the defaults' time,
+with a larger rotation error (0.20° against 0.05°, median over camera pairs), from the
+sparser pairs and coarser features. Only the photos it leaves unplaced escalate to the
+slow robust settings (affine-adapted SIFT on the upsampled image, more features, every
+pair with them, RANSAC to its full length), and the mapping starts again with them.
 """
 
 from __future__ import annotations
