@@ -8,13 +8,13 @@
 
 pycolmap's defaults are tuned for large, well-textured captures; product photos are few,
 often dark or glossy and far apart. Poses come in two passes (see bench/poses.py). The
-first is quick: plain SIFT without upsampling, a capped RANSAC, and on larger captures
-only neighbours in shooting order plus a skeleton of spread-out photos are matched. On
-50 textured 1080×1920 photos it places all of them in a fraction of the defaults' time,
-with a larger rotation error (0.20° against 0.05°, median over camera pairs), from the
-sparser pairs and coarser features. Only the photos it leaves unplaced escalate to the
-slow robust settings (affine-adapted SIFT on the upsampled image, more features, every
-pair with them, RANSAC to its full length), and the mapping starts again with them.
+first is quick: the defaults' SIFT features and pairs, but geometric verification with a
+capped RANSAC (pairs that do not overlap otherwise run it to its full length, which is
+most of the defaults' time) and, above EXHAUSTIVE_LIMIT photos, only neighbours in
+shooting order plus a skeleton of spread-out photos. Photos it leaves unplaced escalate
+to the slow robust settings (affine-adapted SIFT, every pair with them, RANSAC to its full
+length) and the mapping starts again; when it leaves many unplaced (a hard capture, like
+the skull), every photo takes the robust pass.
 """
 
 from __future__ import annotations
@@ -41,16 +41,20 @@ from .workspace import Workspace
 log = logging.getLogger(__name__)
 
 EXHAUSTIVE_LIMIT = 60  # up to this many photos every pair is matched
-# The quick first pass matches every pair only up to this many photos; beyond it, each
-# photo with its FAST_OVERLAP next ones and every pair of FAST_SKELETON spread-out photos.
-FAST_EXHAUSTIVE_LIMIT = 30
+# The quick first pass matches every pair up to EXHAUSTIVE_LIMIT photos, as the robust one
+# does (sparser pairs cost accuracy: 0.196° against 0.096° median rotation error on the
+# 50-photo bench); beyond it, each photo with its FAST_OVERLAP next ones and every pair of
+# FAST_SKELETON spread-out photos.
+FAST_EXHAUSTIVE_LIMIT = EXHAUSTIVE_LIMIT
 FAST_OVERLAP = 6
 FAST_SKELETON = 12
 # Geometric verification dominates matching on a CPU: pairs that do not overlap run RANSAC
 # to its cap. The first pass stops sooner; overlapping pairs converge long before.
 FAST_RANSAC_TRIALS = 1000
-# The quick pass skips SIFT's upsampled first octave on photos at least this large.
-NO_UPSAMPLING_FROM = 1000
+# When the quick pass leaves more than this share of the photos unplaced, the capture is a
+# hard one (the skull: 8 of 29 placed): every photo takes the robust pass at once, since
+# quick and robust features match each other poorly.
+ESCALATE_ALL_SHARE = 0.25
 SEQUENTIAL_OVERLAP = 12  # neighbours in shooting order matched with each photo
 LOOP_SKELETON = 40  # photos spread over the set that are all matched with each other
 MIN_PLACED = 3
@@ -140,6 +144,10 @@ def estimate_poses(
     # placed first can end up cut off: a second round takes those too.
     robust: set[str] = set()
     started = time.monotonic()
+    if len(_unplaced_names(models, colmap_names)) > ESCALATE_ALL_SHARE * total:
+        models = _escalate(database, ws.colmap_dir, colmap_names, colmap_names, used, report,
+                           (0.0, 1.0))
+        robust.update(colmap_names)
     while left_out := [n for n in _unplaced_names(models, colmap_names) if n not in robust]:
         span = (0.0, 0.75) if not robust else (0.75, 1.0)
         models = _escalate(database, ws.colmap_dir, colmap_names, left_out, used, report,
@@ -231,7 +239,7 @@ def _prepare_photos(ws: Workspace, images: Path | None, max_image_size: int,
     return inputs
 
 
-def _extraction_options(robust: bool = False, long_side: int = 1600) -> Any:
+def _extraction_options(robust: bool = False) -> Any:
     import pycolmap
 
     options = pycolmap.FeatureExtractionOptions()
@@ -240,12 +248,9 @@ def _extraction_options(robust: bool = False, long_side: int = 1600) -> Any:
         # on the skull set it is the difference between 10 and 29 photos placed.
         options.sift.estimate_affine_shape = True
         options.sift.max_num_features = 8192
-    else:
-        # No upsampled first octave: a third of the time, and still over a thousand
-        # features on a textured 1600 px photo (small photos need it). Photos this
-        # leaves unplaced escalate.
-        options.sift.first_octave = 0 if long_side >= NO_UPSAMPLING_FROM else -1
-        options.sift.max_num_features = 4096
+    # Otherwise SIFT as pycolmap's defaults extract it (upsampled first octave, 8192
+    # features): skipping the upsampling or halving the features cost rotation accuracy
+    # on the bench, and the time goes to verification, not here.
     return options
 
 
@@ -266,9 +271,7 @@ def _extract(database: Path, image_dir: Path, names: list[str], report: Progress
             pass  # creates the empty database
         pycolmap.import_images(database, image_dir, camera_mode=mode, image_names=names,
                                options=reader)
-    with pycolmap.Database.open(database) as db:
-        long_side = min(max(c.width, c.height) for c in db.read_all_cameras())
-    options = _extraction_options(robust, long_side)
+    options = _extraction_options(robust)
     chunk = max(1, math.ceil(len(names) / 10))
     for start in range(0, len(names), chunk):
         pycolmap.extract_features(database, image_dir, image_names=names[start:start + chunk],

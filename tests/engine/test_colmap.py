@@ -180,13 +180,13 @@ def test_sequential_pairs_close_the_loop_and_grow_linearly():
 
 
 def test_quick_pass_matches_fewer_pairs_on_a_large_capture_and_closes_the_loop():
-    pairs = first_pass_pairs(50, "exhaustive")
-    assert len(pairs) < 0.4 * len(pair_list(50, "exhaustive"))
-    assert (0, 1) in pairs and (0, 49) in pairs
+    pairs = first_pass_pairs(100, "exhaustive")
+    assert len(pairs) < 0.4 * len(pair_list(100, "exhaustive"))
+    assert (0, 1) in pairs and (0, 99) in pairs
     # Every photo meets at least its neighbours; spread-out photos meet across the loop.
-    assert all(sum(i in p for p in pairs) >= 2 * colmap.FAST_OVERLAP for i in range(50))
-    assert max(min(b - a, 50 - (b - a)) for a, b in pairs) >= 20
-    assert first_pass_pairs(24, "exhaustive") == pair_list(24, "exhaustive")
+    assert all(sum(i in p for p in pairs) >= 2 * colmap.FAST_OVERLAP for i in range(100))
+    assert max(min(b - a, 100 - (b - a)) for a, b in pairs) >= 40
+    assert first_pass_pairs(50, "exhaustive") == pair_list(50, "exhaustive")
 
 
 @pytest.fixture(scope="module")
