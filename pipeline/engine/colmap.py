@@ -13,8 +13,8 @@ capped RANSAC (pairs that do not overlap otherwise run it to its full length, wh
 most of the defaults' time) and, above EXHAUSTIVE_LIMIT photos, only neighbours in
 shooting order plus a skeleton of spread-out photos. Photos it leaves unplaced escalate
 to the slow robust settings (affine-adapted SIFT, every pair with them, RANSAC to its full
-length) and the mapping starts again; when it leaves many unplaced (a hard capture, like
-the skull), every photo takes the robust pass.
+length) and the mapping starts again; when that still leaves some, or the quick pass
+left many (a hard capture, like the skull), every photo takes the robust pass.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ FAST_SKELETON = 12
 # to its cap. The first pass stops sooner; overlapping pairs converge long before.
 FAST_RANSAC_TRIALS = 1000
 # When the quick pass leaves more than this share of the photos unplaced, the capture is a
-# hard one (the skull: 8 of 29 placed): every photo takes the robust pass at once, since
-# quick and robust features match each other poorly.
+# hard one: every photo takes the robust pass at once, since quick and robust features
+# match each other poorly.
 ESCALATE_ALL_SHARE = 0.25
 SEQUENTIAL_OVERLAP = 12  # neighbours in shooting order matched with each photo
 LOOP_SKELETON = 40  # photos spread over the set that are all matched with each other
@@ -140,19 +140,19 @@ def estimate_poses(
     timings["map"] = time.monotonic() - started
 
     # Only the photos the quick pass leaves out pay for the slow robust settings. Quick
-    # and robust features match each other poorly, so when most photos escalate, the few
-    # placed first can end up cut off: a second round takes those too.
+    # and robust features match each other poorly, so when that does not place them all
+    # (or the quick pass left many), every photo takes the robust pass, from scratch.
     robust: set[str] = set()
     started = time.monotonic()
-    if len(_unplaced_names(models, colmap_names)) > ESCALATE_ALL_SHARE * total:
-        models = _escalate(database, ws.colmap_dir, colmap_names, colmap_names, used, report,
-                           (0.0, 1.0))
-        robust.update(colmap_names)
-    while left_out := [n for n in _unplaced_names(models, colmap_names) if n not in robust]:
-        span = (0.0, 0.75) if not robust else (0.75, 1.0)
+    left_out = _unplaced_names(models, colmap_names)
+    if left_out and len(left_out) <= ESCALATE_ALL_SHARE * total:
         models = _escalate(database, ws.colmap_dir, colmap_names, left_out, used, report,
-                           span)
+                           (0.0, 0.4))
         robust.update(left_out)
+    if _unplaced_names(models, colmap_names):
+        models = _escalate(database, ws.colmap_dir, colmap_names, colmap_names, used, report,
+                           (0.4 if robust else 0.0, 1.0))
+        robust.update(colmap_names)
     if robust:
         timings["escalate"] = time.monotonic() - started
 
