@@ -101,10 +101,8 @@ def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
               keypoints: dict[int, np.ndarray], order: list[str], names: dict[int, str]
               ) -> dict[int, str]:
     """{image id: why in a few words} for the photos whose pose disagrees, worst first."""
-    suspects: dict[int, str] = {}
-    for image_id in names:
-        if not _shows_point(model, image_id, _focus(model, names)):
-            suspects[image_id] = "away"
+    focus = _focus(model, names)
+    suspects = {i: "away" for i in names if not _shows_point(model, i, focus)}
     agreement = {key: _agreement(model, a, b, m, keypoints)
                  for key, (a, b, m) in enumerate(pairs)}
     apart = _apart_from_neighbours(model, order, names)
