@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import Field, Path, Query, Router, Schema, Status
@@ -364,12 +364,7 @@ def compare_image(request: HttpRequest, job_id: JobId,
                   kind: Annotated[Literal[comparison.IMAGE_KINDS], Path()]):
     """View `number` (from 1) of the job's `comparison`: the photo's product over white, or
     the spin from the photo's camera. Private like the photos: only for the job's owner."""
-    path = comparison.image_path(owned_job(request, job_id), number, kind)
-    if path is None:
-        raise Http404("No such comparison image.")
-    response = FileResponse(path.open("rb"))
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return comparison.image_response(owned_job(request, job_id), number, kind)
 
 
 # --- Stage-level endpoints ----------------------------------------------------------

@@ -14,6 +14,8 @@ import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from django.http import FileResponse, Http404
+
 from .models import Job
 from .services import job_compare_dir
 
@@ -82,3 +84,13 @@ def _number(value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(f"not a finite number: {value!r}")
     return number
+
+
+def image_response(job: Job, number: int, kind: str) -> FileResponse:
+    """The comparison image as a private, cacheable response; 404 when there is none."""
+    path = image_path(job, number, kind)
+    if path is None:
+        raise Http404("No such comparison image.")
+    response = FileResponse(path.open("rb"))
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

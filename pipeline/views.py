@@ -92,12 +92,7 @@ def frame_file(request: HttpRequest, path: str) -> HttpResponse:
 def compare_image(request: HttpRequest, pk, number: int, kind: str) -> FileResponse:
     """A photo of the job's comparison, or its render, for the job's owner (and staff)
     only: the photos are private, unlike the frames. Anyone else gets 404."""
-    path = comparison.image_path(owned_job(request, pk), number, kind)
-    if path is None:
-        raise Http404("No such comparison image.")
-    response = FileResponse(path.open("rb"))
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return comparison.image_response(owned_job(request, pk), number, kind)
 
 
 @login_required
