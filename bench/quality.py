@@ -59,7 +59,7 @@ from pipeline.engine.render import View, chunk_rays, load_pipeline, render_view 
 from pipeline.engine.train import train  # noqa: E402
 from pipeline.engine.trainset import sparse_product_points  # noqa: E402
 from pipeline.engine.workspace import Workspace  # noqa: E402
-from tests.synthetic_scene import make_scene  # noqa: E402
+from tests.synthetic_scene import make_scene, umeyama  # noqa: E402
 
 HOLD_OUT_EVERY = 8
 SKULL = Path("/work/shared/datasets/skull")
@@ -73,17 +73,6 @@ def composite_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a - b) ** 2))
     return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(s, R, t) minimising |s R src + t - dst|² over the point pairs."""
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    a, b = src - mu_s, dst - mu_d
-    u, d, vt = np.linalg.svd(b.T @ a / len(src))
-    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ sign @ vt
-    scale = float(np.trace(np.diag(d) @ sign) / (a**2).sum(axis=1).mean())
-    return scale, rot, mu_d - scale * rot @ mu_s
 
 
 def crop_around(a: np.ndarray, b: np.ndarray, margin: float = 0.08) -> tuple[slice, slice]:

@@ -108,6 +108,17 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -
     return c2w
 
 
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R, t) minimising |s R src + t - dst|² over the point pairs."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_s, dst - mu_d
+    u, d, vt = np.linalg.svd(b.T @ a / len(src))
+    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ sign @ vt
+    scale = float(np.trace(np.diag(d) @ sign) / (a**2).sum(axis=1).mean())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
 class _Texture:
     """A solid texture: a mosaic of random colours with light and dark dots over it."""
 

@@ -19,7 +19,7 @@ from pipeline.engine.colmap import estimate_poses, first_pass_pairs, pair_list
 from pipeline.engine.dataset import read_transforms
 from pipeline.engine.progress import Progress, read_progress
 from pipeline.engine.workspace import Workspace
-from tests.synthetic_scene import SyntheticScene, make_scene
+from tests.synthetic_scene import SyntheticScene, make_scene, umeyama
 
 ROOT = Path(__file__).resolve().parents[2]
 SKULL = Path(os.environ.get("SKULL_PHOTOS", ROOT.parent / "shared" / "datasets" / "skull"))
@@ -39,17 +39,6 @@ def run_colmap(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "pipeline.engine", "colmap", "--workspace", str(ws), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(s, R, t) minimising |s R src + t - dst|² over the point pairs."""
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    a, b = src - mu_s, dst - mu_d
-    u, d, vt = np.linalg.svd(b.T @ a / len(src))
-    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ sign @ vt
-    scale = float(np.trace(np.diag(d) @ sign) / (a**2).sum(axis=1).mean())
-    return scale, rot, mu_d - scale * rot @ mu_s
 
 
 def rotation_errors_deg(r_true: np.ndarray, r_est: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ from pipeline.engine.product import load_product, save_product_box
 from pipeline.engine.progress import Progress
 from pipeline.engine.trainset import prepare_training_set
 from pipeline.engine.workspace import Workspace
-from tests.engine.test_colmap import rotation_errors_deg, umeyama
-from tests.synthetic_scene import SyntheticScene, make_scene
+from tests.engine.test_colmap import rotation_errors_deg
+from tests.synthetic_scene import SyntheticScene, make_scene, umeyama
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
