@@ -152,11 +152,37 @@ HULL_AGREEMENT = 0.8
 """A voxel stays in the hull when this share of the photos that see it call it product."""
 
 
+@dataclass(frozen=True)
+class VisualHull:
+    """The voxels of the product's box that the photos' silhouettes agree are product."""
+
+    lo: np.ndarray
+    """Corner of the grid's first voxel."""
+    step: float
+    """Edge of one (cubic) voxel."""
+    occupied: np.ndarray
+    """(X, Y, Z) bool: which voxels are product."""
+
+    @property
+    def box(self) -> ProductBox:
+        """The bounds of the occupied voxels."""
+        index = np.argwhere(self.occupied)
+        return ProductBox(self.lo + index.min(axis=0) * self.step,
+                          self.lo + (index.max(axis=0) + 1) * self.step)
+
+    def dilated(self, voxels: int) -> VisualHull:
+        """The hull grown by `voxels` voxels all round (a margin for pose and mask error)."""
+        from scipy.ndimage import binary_dilation
+
+        grown = binary_dilation(self.occupied, np.ones((3, 3, 3), bool), iterations=voxels)
+        return VisualHull(self.lo, self.step, grown)
+
+
 def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
                        cameras: list[Intrinsics], box: ProductBox
-                       ) -> tuple[list[np.ndarray], ProductBox | None]:
+                       ) -> tuple[list[np.ndarray], VisualHull | None]:
     """Makes per-photo masks agree with each other through the product's visual hull, and
-    returns them with the hull's bounds (None when no voxel is product).
+    returns them with the hull (None when no voxel is product).
 
     GrabCut works photo by photo and on colour alone, so a product that shares colours
     with its surroundings gets holes in some photos and stray patches in others. A voxel
@@ -167,9 +193,9 @@ def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
     extent = box.hi - box.lo
     # About one voxel per 4 pixels of the photos: finer would not change the masks.
     resolution = int(np.clip(max(masks[0].shape) // 4, 32, HULL_MAX_RESOLUTION))
-    step = extent.max() / resolution
-    axes = [box.lo[i] + (np.arange(max(2, round(extent[i] / step))) + 0.5) * step
-            for i in range(3)]
+    step = float(extent.max() / resolution)
+    shape = tuple(max(2, round(extent[i] / step)) for i in range(3))
+    axes = [box.lo[i] + (np.arange(shape[i]) + 0.5) * step for i in range(3)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     votes = np.zeros(len(grid), np.int32)
     seen = np.zeros(len(grid), np.int32)
@@ -180,9 +206,10 @@ def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
         ok = in_front & (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
         seen += ok
         votes[ok] += mask[px[ok, 1], px[ok, 0]] > 127
-    kept = grid[(seen > 0) & (votes >= HULL_AGREEMENT * seen)]
-    if len(kept) == 0:
+    occupied = (seen > 0) & (votes >= HULL_AGREEMENT * seen)
+    if not occupied.any():
         return masks, None
+    kept = grid[occupied]
 
     refined = []
     voxel = step * 0.5
@@ -193,8 +220,7 @@ def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
         inner = cv2.erode(hull, kernel) > 0
         band = cv2.dilate(hull, kernel) > 0
         refined.append((((mask > 127) & band) | inner).astype(np.uint8) * 255)
-    half_voxel = step / 2
-    return refined, ProductBox(kept.min(axis=0) - half_voxel, kept.max(axis=0) + half_voxel)
+    return refined, VisualHull(box.lo.astype(float), step, occupied.reshape(shape))
 
 
 def _splat(points: np.ndarray, half_size: float, c2w: np.ndarray, camera: Intrinsics,

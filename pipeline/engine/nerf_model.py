@@ -1,10 +1,14 @@
 """Nerfacto, fitted to one product: samples only inside its box, and runs offline.
 
-Two changes to nerfstudio's nerfacto, both by configuration or subclassing:
+Three changes to nerfstudio's nerfacto, by configuration or subclassing:
 - The rays are clipped to the product's box (an AABB collider) and the hash grids span
   that box alone, without scene contraction. Photos are trained as RGBA with the
   background masked out, so everything outside the box is empty by construction: all
   samples and all grid resolution go to the product, and nothing outside it can appear.
+- Inside the box, density is allowed only in the visual hull of the photos' masks
+  (when the train stage made one): a space no silhouette calls product is empty, so
+  the haze and floaters a short training leaves around the product cannot show. The
+  hull's voxels live in the checkpoint, so frames render with the same carving.
 - Nerfacto builds torchmetrics' LPIPS metric at start, which downloads AlexNet weights
   from the internet. It is only an evaluation metric, so it is replaced by one that
   reports "not computed" (NaN) and needs no weights.
@@ -13,15 +17,21 @@ Two changes to nerfstudio's nerfacto, both by configuration or subclassing:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
+import numpy as np
 import torch
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.fields.nerfacto_field import NerfactoField
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 
 Box = tuple[tuple[float, float, float], tuple[float, float, float]]
+DensityFn = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -29,19 +39,69 @@ class ProductNerfactoModelConfig(NerfactoModelConfig):
     _target: type = field(default_factory=lambda: ProductNerfactoModel)
     product_box: Box = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
     """The product's axis-aligned box in the normalized frame: (min xyz, max xyz)."""
+    hull_grid: tuple[tuple[float, float, float], float, tuple[int, int, int]] | None = None
+    """The visual hull's grid, (first voxel's corner, voxel edge, voxels per axis), or None
+    for no carving. The voxels themselves are set by `set_hull` and kept in checkpoints."""
     background_color: str = "random"  # type: ignore[assignment]
     disable_scene_contraction: bool = True
     proposal_initial_sampler: str = "uniform"  # type: ignore[assignment]
+
+
+class HullCarvedField(NerfactoField):
+    """Nerfacto's field with no density outside the product's visual hull."""
+
+    def __init__(self, *args: Any, hull_grid: tuple[Any, float, tuple[int, int, int]],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        corner, self.hull_step, shape = hull_grid
+        self.register_buffer("hull_corner", torch.tensor(corner, dtype=torch.float32))
+        # All product until set_hull fills it: an unset hull carves nothing.
+        self.register_buffer("hull", torch.ones(tuple(shape), dtype=torch.bool))
+
+    def set_hull(self, occupied: np.ndarray) -> None:
+        self.hull.copy_(torch.from_numpy(np.ascontiguousarray(occupied, dtype=bool)))
+
+    def inside_hull(self, positions: torch.Tensor) -> torch.Tensor:
+        """(…, 1) 1.0 where a position lies in an occupied voxel, else 0.0."""
+        index = torch.floor((positions - self.hull_corner) / self.hull_step).long()
+        size = torch.tensor(self.hull.shape, device=positions.device)
+        inside = ((index >= 0) & (index < size)).all(dim=-1)
+        index = torch.minimum(index.clamp(min=0), size - 1)
+        occupied = self.hull[index[..., 0], index[..., 1], index[..., 2]] & inside
+        return occupied[..., None].to(positions.dtype)
+
+    def get_density(self, ray_samples: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        density, embedding = super().get_density(ray_samples)
+        return density * self.inside_hull(ray_samples.frustums.get_positions()), embedding
+
+    def carve(self, density_fn: DensityFn) -> DensityFn:
+        """A proposal network's density function, carved the same way."""
+        def carved(positions: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+            return density_fn(positions, times) * self.inside_hull(positions)
+        return carved
 
 
 class ProductNerfactoModel(NerfactoModel):
     config: ProductNerfactoModelConfig
 
     def populate_modules(self) -> None:
+        import nerfstudio.models.nerfacto as nerfacto_module
+        import torchmetrics.image.lpip as lpip_module
+
         # The fields normalize positions by self.scene_box: make it the product's box.
         self.scene_box = SceneBox(aabb=torch.tensor(self.config.product_box, dtype=torch.float32))
-        with _offline_lpips():
+        hull = self.config.hull_grid
+        # Nerfacto looks both classes up in these modules inside populate_modules, so
+        # swapping the module attributes for the duration of that call is enough.
+        with contextlib.ExitStack() as swaps:
+            swaps.enter_context(_swapped(lpip_module, "LearnedPerceptualImagePatchSimilarity",
+                                         OfflineLPIPS))
+            if hull is not None:
+                swaps.enter_context(_swapped(nerfacto_module, "NerfactoField",
+                                             functools.partial(HullCarvedField, hull_grid=hull)))
             super().populate_modules()
+        if hull is not None:
+            self.density_fns = [self.field.carve(fn) for fn in self.density_fns]
         self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
 
 
@@ -56,14 +116,10 @@ class OfflineLPIPS(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def _offline_lpips() -> Iterator[None]:
-    # Nerfacto imports the class from this module inside populate_modules, so swapping the
-    # module attribute for the duration of that call is enough; it is restored after.
-    import torchmetrics.image.lpip as lpip_module
-
-    original = lpip_module.LearnedPerceptualImagePatchSimilarity
-    lpip_module.LearnedPerceptualImagePatchSimilarity = OfflineLPIPS  # type: ignore[misc]
+def _swapped(module: ModuleType, name: str, value: object) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, value)
     try:
         yield
     finally:
-        lpip_module.LearnedPerceptualImagePatchSimilarity = original  # type: ignore[misc]
+        setattr(module, name, original)

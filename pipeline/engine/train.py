@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .device import pick_device
 from .errors import InputError
+from .masks import VisualHull
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .product import load_product, save_product_box
 from .progress import Progress, write_json_atomic
@@ -35,6 +38,9 @@ MASKS_SHARE = 0.05
 """Share of the train stage's progress bar given to building the masks."""
 LOSS_POINTS = 500
 """About this many points are kept in loss.json, however long the training."""
+HULL_MARGIN_VOXELS = 1
+"""The NeRF may fill the visual hull grown by this many voxels: slack for the poses'
+and the masks' errors at the product's edges."""
 
 
 def model_base_dir(ws: Workspace) -> Path:
@@ -56,6 +62,25 @@ def train_state_path(ws: Workspace) -> Path:
 
 def loss_path(ws: Workspace) -> Path:
     return ws.model_dir / "loss.json"
+
+
+def hull_path(ws: Workspace) -> Path:
+    return ws.model_dir / "hull.npz"
+
+
+def save_hull(ws: Workspace, hull: VisualHull) -> None:
+    grown = hull.dilated(HULL_MARGIN_VOXELS)
+    np.savez_compressed(hull_path(ws), corner=grown.lo, step=grown.step,
+                        occupied=grown.occupied)
+
+
+def read_hull(ws: Workspace) -> VisualHull | None:
+    """The hull the NeRF is carved to (None: the masks made none, or an older model)."""
+    try:
+        with np.load(hull_path(ws)) as data:
+            return VisualHull(data["corner"], float(data["step"]), data["occupied"])
+    except FileNotFoundError:
+        return None
 
 
 def read_train_state(ws: Workspace) -> dict[str, Any] | None:
@@ -86,7 +111,8 @@ class TrainResult:
                 f"preset on {self.device} in {self.seconds:.0f} s{rate}{loss}{resumed}.")
 
 
-def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: int) -> Any:
+def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: int,
+                         hull: VisualHull | None = None) -> Any:
     """nerfstudio's TrainerConfig for nerfacto on WS/dataset/transforms_train.json."""
     from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
     from nerfstudio.configs.base_config import LocalWriterConfig, LoggingConfig, MachineConfig
@@ -114,6 +140,8 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
     )
     model = ProductNerfactoModelConfig(
         product_box=box,
+        hull_grid=(None if hull is None else
+                   (tuple(float(v) for v in hull.lo), hull.step, hull.occupied.shape)),
         eval_num_rays_per_chunk=1 << 14,
         # Not nerfacto's method default of 0.01: with a random background and a nearly
         # empty start, the colour only sees how the background differs from the product
@@ -191,13 +219,15 @@ def train(
     else:
         shutil.rmtree(model_base_dir(ws), ignore_errors=True)
         loss_path(ws).unlink(missing_ok=True)
+        hull_path(ws).unlink(missing_ok=True)
         training_set = prepare_training_set(
             ws, product.search_box, image_size=p.image_size, max_photos=p.max_photos,
             core=product.points_box,
             report=lambda f, msg: _report(progress, MASKS_SHARE * f, msg))
         if training_set.hull is not None:
             # The whole product, as the silhouettes show it: a plain top has no points.
-            product = save_product_box(ws, training_set.hull)
+            product = save_product_box(ws, training_set.hull.box)
+            save_hull(ws, training_set.hull)
         photos = len(training_set.names)
         write_json_atomic(train_state_path(ws), {
             "status": "training", "trained_on": trained_on, "photos": photos,
@@ -210,12 +240,15 @@ def train(
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(nerfstudio|torch)\.")
     box = tuple(tuple(float(v) for v in corner)
                 for corner in (product.crop_box.lo, product.crop_box.hi))
-    config = build_trainer_config(ws, p, box, total)
+    hull = read_hull(ws)
+    config = build_trainer_config(ws, p, box, total, hull)
     if resumable:
         config.load_dir = checkpoint_dir(ws)
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
+    if hull is not None:
+        trainer.pipeline.model.field.set_hull(hull.occupied)
     # nerfstudio keeps the step to resume from in this attribute after loading a checkpoint.
     start = int(getattr(trainer, "_start_step", 0))
     history = loss_history(ws) if resumable else []

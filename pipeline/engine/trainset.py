@@ -26,6 +26,7 @@ from .errors import InputError
 from .masks import (
     GRABCUT_LONG_SIDE,
     ProductBox,
+    VisualHull,
     alpha_mask,
     grabcut_mask,
     visual_hull_refine,
@@ -50,8 +51,8 @@ class TrainingSet:
     coverage: list[float]
     """Share of each photo's pixels on the product."""
     image_size: int
-    hull: ProductBox | None = None
-    """The bounds of the photos' silhouettes' visual hull (None when it was not made)."""
+    hull: VisualHull | None = None
+    """The photos' silhouettes' visual hull (None when it was not made)."""
 
 
 def read_frames(ws: Workspace) -> list[Frame]:

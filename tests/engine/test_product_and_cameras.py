@@ -79,7 +79,7 @@ def test_a_wide_flat_base_is_part_of_the_product(kind, tmp_path):
     assert search_hi[2] >= scene.bbox_max[2], (search_hi, scene.bbox_max)
     masks = prepare_training_set(ws, product.search_box, image_size=160, max_photos=None,
                                  core=product.points_box)
-    grown = save_product_box(ws, masks.hull)
+    grown = save_product_box(ws, masks.hull.box)
     assert np.allclose(load_product(ws).box.hi, grown.box.hi)
     assert np.allclose(grown.points_box.hi, product.points_box.hi)
     lo, hi = box_in_world(grown.box, ws, scene)

@@ -79,6 +79,31 @@ def test_train_writes_model_masks_and_loss_history(trained: Path) -> None:
     assert report["metrics"]["step"] == 120
 
 
+def test_the_nerf_has_no_density_outside_the_masks_visual_hull(trained: Path) -> None:
+    """The trained model (loaded as the render stage loads it) carries the masks' hull, and
+    a point of the box outside it renders empty however the network was trained."""
+    import torch
+
+    from pipeline.engine.render import load_pipeline
+    from pipeline.engine.train import read_hull
+    from pipeline.engine.workspace import Workspace
+
+    ws = Workspace(trained)
+    hull = read_hull(ws)
+    assert hull is not None and 0.005 < hull.occupied.mean() < 0.6, hull
+    pipeline, _ = load_pipeline(ws, "cpu")
+    field = pipeline.model.field
+    assert np.array_equal(field.hull.numpy(), hull.occupied)  # from the checkpoint
+    centres = hull.lo + (np.argwhere(np.ones(hull.occupied.shape, bool)) + 0.5) * hull.step
+    inside = torch.from_numpy(centres.astype(np.float32))
+    carved = field.inside_hull(inside)[:, 0].numpy().astype(bool)
+    assert np.array_equal(carved, hull.occupied.reshape(-1))
+    empty = inside[~hull.occupied.reshape(-1)][:2000]
+    density_fn = pipeline.model.density_fns[0]
+    with torch.no_grad():
+        assert float(density_fn(empty).abs().max()) == 0.0
+
+
 def test_render_in_a_new_process_gives_transparent_frames(trained: Path) -> None:
     done = engine("render", "--workspace", str(trained), "--frames", "6", "--size", "64",
                   "--batch-size", "4")
