@@ -14,7 +14,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.auth import api_auth
 from nerfsite.api_common import Error, error_response
-from pipeline.services import JobError
+from pipeline.errors import JobError
 from products.services import ProductError
 
 log = logging.getLogger(__name__)

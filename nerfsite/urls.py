@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.static import serve
 
-from pipeline.views import frame_file, usage
+from pipeline.views import frame_file, generate, usage
 
 from .api import api
 from .health import healthz
@@ -18,6 +18,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
+    # Pipeline's page under the product's URL; products itself knows nothing of jobs.
+    path("products/<int:product_pk>/generate/", generate, name="generate"),
     path("products/", include("products.urls")),
     path("jobs/", include("pipeline.urls")),
     path("usage/", usage, name="usage"),

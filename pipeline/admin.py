@@ -1,10 +1,12 @@
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from products.admin import ProductAdmin
+from products.models import Product
+
+from . import selectors, services
 from .models import Job
-from .usage import totals, usage_rows
 
 
 class ProgressFilter(admin.SimpleListFilter):
@@ -93,6 +95,38 @@ class JobAdmin(admin.ModelAdmin):
                               messages.SUCCESS)
 
     def changelist_view(self, request, extra_context=None):
-        rows = usage_rows(Job.objects.all())
+        usage = selectors.job_usage(jobs=Job.objects.all())
         return super().changelist_view(request, extra_context={
-            **(extra_context or {}), "usage_rows": rows[:12], "usage_totals": totals(rows)})
+            **(extra_context or {}), "usage_rows": usage["rows"][:12], "usage_totals": usage})
+
+
+class ProductWithJobsAdmin(ProductAdmin):
+    """The products admin with their job count and a Generate action."""
+
+    list_display = [*ProductAdmin.list_display[:-1], "job_count", "created_at"]
+    actions = ["start_jobs"]
+
+    def get_queryset(self, request) -> QuerySet[Product]:
+        return super().get_queryset(request).annotate(jobs_n=Count("jobs", distinct=True))
+
+    @admin.display(description="Jobs", ordering="jobs_n")
+    def job_count(self, product: Product) -> int:
+        return product.jobs_n
+
+    @admin.action(description="Generate 360° (standard preset) for the selected products")
+    def start_jobs(self, request, queryset: QuerySet[Product]) -> None:
+        started = 0
+        for product in queryset:
+            try:
+                services.start_job(product, services.JobOptions())
+                started += 1
+            except services.JobError as exc:
+                self.message_user(request, f"{product.name}: {exc}", messages.WARNING)
+        if started:
+            self.message_user(request, f"Started {started} job{'s' if started != 1 else ''}; "
+                              "they run side by side up to the worker count.",
+                              messages.SUCCESS)
+
+
+admin.site.unregister(Product)
+admin.site.register(Product, ProductWithJobsAdmin)

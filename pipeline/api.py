@@ -2,24 +2,22 @@
 stage-level endpoints and usage. Mounted by nerfsite.api."""
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 
 from nerfsite.api_common import MAX_DB_ID, Pages, responses
-from pipeline import comparison, costs, job_display, services, stage_api
-from pipeline.access import visible_jobs
+from pipeline import comparison, costs, job_display, selectors, services
 from pipeline.engine.presets import PRESET_NAMES
 from pipeline.models import Job
-from pipeline.usage import totals, usage_rows
 from products.models import Product
+from products.selectors import product_get_visible
 
 jobs_router = Router(tags=["jobs"])
 nerf_router = Router(tags=["stages"])
@@ -218,18 +216,8 @@ class JobFilter(Schema):
     product_id: ProductRef | None = None
 
 
-class UsageRowOut(Schema):
-    month: date
-    gpu_type: str
-    jobs: int
-    succeeded: int
-    failed: int
-    gpu_minutes: float
-    cost_usd: Decimal
-
-
 class UsageOut(Schema):
-    rows: list[UsageRowOut]
+    rows: list[selectors.UsageRow]
     jobs: int
     gpu_minutes: float
     cost_usd: Decimal
@@ -237,11 +225,11 @@ class UsageOut(Schema):
 
 # --- Helpers -------------------------------------------------------------------------
 def owned_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
-    return get_object_or_404(visible_jobs(request.auth), pk=job_id)
+    return selectors.job_get_visible(user=request.auth, pk=job_id)
 
 
 def owned_product(request: HttpRequest, product_id: int) -> Product:
-    return get_object_or_404(Product.objects.visible_to(request.auth), pk=product_id)
+    return product_get_visible(user=request.auth, pk=product_id)
 
 
 def estimate_out(estimate: costs.Estimate) -> dict:
@@ -255,7 +243,7 @@ def estimate_out(estimate: costs.Estimate) -> dict:
 @jobs_router.get("", response=responses({200: list[JobOut]}), summary="List jobs")
 @paginate(Pages)
 def list_jobs(request: HttpRequest, filters: Query[JobFilter]):
-    qs = visible_jobs(request.auth)
+    qs = selectors.job_visible_list(user=request.auth)
     if filters.status:
         qs = qs.filter(status=filters.status)
     if filters.product_id:
@@ -284,20 +272,10 @@ def start_batch(request: HttpRequest, payload: BatchIn):
     """Start a job with the same options for each product. Jobs queue and run side by side
     up to the worker count. Each product gets its own result; one refusal does not stop
     the others. Unknown products (or other users') are refused with "not found"."""
-    options = payload.to_options()
     products = Product.objects.visible_to(request.auth).in_bulk(set(payload.product_ids))
-    results = []
-    for product_id in dict.fromkeys(payload.product_ids):
-        product = products.get(product_id)
-        if product is None:
-            results.append({"product_id": product_id, "error": "Not found."})
-            continue
-        try:
-            results.append({"product_id": product_id,
-                            "job": services.start_job(product, options)})
-        except services.JobError as exc:
-            results.append({"product_id": product_id, "error": str(exc)})
-    started = sum(1 for r in results if r.get("job"))
+    results = services.job_start_many(products=products, product_ids=payload.product_ids,
+                                      options=payload.to_options())
+    started = sum(1 for r in results if r.job)
     return {"started": started, "refused": len(results) - started, "results": results}
 
 
@@ -329,24 +307,14 @@ def rerender(request: HttpRequest, job_id: JobId, payload: FrameOptionsIn):
                  summary="The frames manifest with download URLs")
 def frames(request: HttpRequest, job_id: JobId):
     job = owned_job(request, job_id)
-    manifest = services.read_manifest(job) if job.status == Job.Status.SUCCEEDED else None
+    manifest = selectors.finished_manifest(job)
     if manifest is None:
         raise HttpError(409, f"This job has no frames yet (it is {job.status}).")
-
-    def url(relpath: str) -> str:
-        return request.build_absolute_uri(services.job_file_url(job, relpath))
-
-    sprite = manifest.get("sprite") or {}
-    return {
-        "job_id": job.pk, "count": len(manifest.get("frames", [])),
-        "width": manifest.get("width"), "height": manifest.get("height"),
-        "rows": int(manifest.get("rows", 1)),
-        "sprite_url": url(sprite["file"]) if sprite.get("file") else None,
-        "batches": [{"url": url(b["file"]), "bytes": b["bytes"]}
-                    for b in manifest.get("batches", [])],
-        "frames": [{"index": f["index"], "url": url(f["png"]),
-                    "preview_url": url(f["preview"])} for f in manifest.get("frames", [])],
-    }
+    urls = selectors.manifest_urls(job, manifest, request.build_absolute_uri)
+    return {"job_id": job.pk, "count": len(urls.frames), "width": urls.width,
+            "height": urls.height, "rows": urls.rows,
+            "sprite_url": urls.sprite["url"] if urls.sprite else None,
+            "batches": urls.batches, "frames": urls.frames}
 
 
 IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -375,7 +343,7 @@ def stage_endpoint(stage: str):
             preset=job.preset, iterations=payload.iterations,
             frame_count=payload.frame_count, frame_size=payload.frame_size,
             frame_rows=payload.frame_rows)
-        return Status(202, stage_api.queue_stage(job, stage, options))
+        return Status(202, services.job_stage_queue(job=job, stage=stage, options=options))
 
     run.__name__ = f"run_{stage}"
     return run
@@ -397,5 +365,4 @@ for _stage, _doc in STAGE_DOCS.items():
 @usage_router.get("", response=responses({200: UsageOut}),
                   summary="Jobs, GPU minutes and cost per month and GPU type")
 def usage(request: HttpRequest):
-    rows = usage_rows(visible_jobs(request.auth))
-    return {"rows": rows, **totals(rows)}
+    return selectors.job_usage(user=request.auth)

@@ -2,7 +2,7 @@
 own cameras, their scores and one verdict.
 
 The render stage makes it in the workspace (pipeline.engine.compare); finalize brings it
-into the job's private folder (services.job_compare_dir) and stores what `keep_comparison`
+into the job's private folder (pipeline.storage.job_compare_dir) and stores what `keep_comparison`
 reads from it on Job.comparison. Its images are cut-outs of the owner's photos, so only
 the job's owner gets them (pipeline.views.compare_image and the API), never FRAME_URL.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from django.http import FileResponse, Http404
 
 from .models import Job
-from .services import job_compare_dir
+from .storage import job_compare_dir
 
 VERDICTS = ("faithful", "fair", "poor")
 IMAGE_KINDS = ("photo", "render")

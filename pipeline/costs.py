@@ -8,20 +8,15 @@ A100). They are estimates shown before a job starts, not promises.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from pipeline.engine.presets import get_preset
+from pipeline.engine.catalogue import DEFAULT_GPU, GPUS, get_preset
+from pipeline.engine.device import forced_device
 
-# US dollars per hour of GPU time.
-GPU_PRICES_PER_HOUR: dict[str, Decimal] = {
-    "T4": Decimal("0.35"),
-    "A10G": Decimal("1.10"),
-    "A100": Decimal("4.00"),
-}
-GPU_MEMORY_GB = {"T4": 16, "A10G": 24, "A100": 40}
+# US dollars per hour of GPU time, from the catalogue.
+GPU_PRICES_PER_HOUR: dict[str, Decimal] = {g.name: g.price_per_hour for g in GPUS.values()}
 
 
 @dataclass(frozen=True)
@@ -73,10 +68,7 @@ def local_device() -> str:
 
     NERF_DEVICE forces it (as in the engine); otherwise an NVIDIA device node means CUDA.
     """
-    forced = os.environ.get("NERF_DEVICE", "").strip().lower()
-    if forced in {"cpu", "cuda"}:
-        return forced
-    return "cuda" if Path("/dev/nvidia0").exists() else "cpu"
+    return forced_device() or ("cuda" if Path("/dev/nvidia0").exists() else "cpu")
 
 
 def gpu_price_per_hour(gpu_type: str) -> Decimal:
@@ -126,7 +118,7 @@ def estimate(
     if backend == "local":
         device, paid_gpu = local_device(), None
     else:
-        device = paid_gpu = gpu_type or "T4"
+        device = paid_gpu = gpu_type or DEFAULT_GPU
         gpu_price_per_hour(paid_gpu)  # unknown types fail here, with the choices
     chosen = get_preset(preset, "cuda" if device != "cpu" else "cpu")
     steps = iterations or chosen.iterations

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from pipeline import costs, services
-from pipeline.engine.presets import PRESET_NAMES
+from pipeline import services
+from pipeline.engine.catalogue import GPUS, PRESET_NAMES
 
 PRESET_HELP = {
     "test": "test — seconds, for trying the pipeline",
@@ -33,9 +33,9 @@ class FrameOptionsForm(forms.Form):
         # The GPU can be chosen only where the job runs on Modal.
         if settings.NERF_BACKEND == "modal":
             self.fields["gpu_type"] = forms.ChoiceField(
-                choices=[(name, f"{name} ({costs.GPU_MEMORY_GB[name]} GB, "
-                                f"${price}/h)")
-                         for name, price in costs.GPU_PRICES_PER_HOUR.items()],
+                choices=[(gpu.name, f"{gpu.name} ({gpu.memory_gb} GB, "
+                                    f"${gpu.price_per_hour}/h)")
+                         for gpu in GPUS.values()],
                 initial=settings.GPU_TYPE, label="GPU")
 
     def clean_frame_rows(self) -> int:

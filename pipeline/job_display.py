@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import services
+from . import selectors
 from .costs import stage_log_cost
 from .models import Job
 
@@ -121,31 +121,28 @@ def spin_document(job: Job) -> dict[str, Any] | None:
     Rows come out ordered by elevation, each row's frames by azimuth; URLs are absolute
     paths, so the document works from any page, a storefront included.
     """
-    manifest = services.read_manifest(job)
+    manifest = selectors.read_manifest(job)
     if not manifest or not manifest.get("frames"):
         return None
+    urls = selectors.manifest_urls(job, manifest)
     rows: dict[int, list[dict[str, Any]]] = {}
-    for frame in manifest["frames"]:
+    for frame in urls.frames:
         rows.setdefault(int(frame.get("row", 0)), []).append(frame)
-
-    def url(relpath: str) -> str:
-        return services.job_file_url(job, relpath)
-
     spin: dict[str, Any] = {
-        "width": int(manifest.get("width") or 0),
-        "height": int(manifest.get("height") or manifest.get("width") or 0),
+        "width": int(urls.width or 0),
+        "height": int(urls.height or urls.width or 0),
         "rows": [
             {"elevation": float(frames[0].get("elevation_deg", 0.0)),
              "frames": [{"azimuth": float(f.get("azimuth_deg", 0.0)),
-                         "preview": url(f["preview"]), "full": url(f["png"])}
+                         "preview": f["preview_url"], "full": f["url"]}
                         for f in sorted(frames, key=lambda f: float(f.get("azimuth_deg", 0)))]}
             for _, frames in sorted(rows.items())
         ],
-        "downloads": [url(b["file"]) for b in manifest.get("batches", [])],
+        "downloads": [b["url"] for b in urls.batches],
     }
-    sprite = manifest.get("sprite")
+    sprite = urls.sprite
     if sprite:
-        spin["sprite"] = {"url": url(sprite["file"]), "columns": sprite["columns"],
+        spin["sprite"] = {"url": sprite["url"], "columns": sprite["columns"],
                           "tile_width": sprite["cell_width"],
                           "tile_height": sprite["cell_height"],
                           "count": len(sprite["frames"]), "row": sprite["row"]}
@@ -227,7 +224,7 @@ def product_showcase(product) -> dict[str, Any]:
             context["poses"] = {"job": job, "placed": len(cameras) - len(unplaced),
                                 "total": len(cameras), "unplaced": unplaced}
         if context["spin_job"] is None and job.status == Job.Status.SUCCEEDED \
-                and services.read_manifest(job):
+                and selectors.read_manifest(job):
             context["spin_job"] = job
             context["spin_url"] = reverse("pipeline:spin", args=[job.pk])
     return context

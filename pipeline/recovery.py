@@ -23,9 +23,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from pipeline.backends import BackendError, get_backend
+from pipeline.errors import JobError
 from pipeline.models import Job
-from pipeline.services import JobError, _enqueue
-from pipeline.tasks import requeue
+from pipeline.transitions import job_enqueue, job_fail, job_requeue, job_touch_queued
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,13 @@ def recover_stale_jobs() -> dict[str, list[str]]:
             except BackendError as exc:
                 log.warning("could not stop the orphaned stage of job %s: %s", job.pk, exc)
         if settings.JOB_STALE_ACTION == "resume" and job.attempts < MAX_ATTEMPTS:
-            if requeue(str(job.pk), job.attempts,
-                       f"The worker stopped during {stage}; resuming there."):
+            if job_requeue(job=job,
+                           message=f"The worker stopped during {stage}; resuming there."):
+                # Sent at once: this runs in the scheduler, outside any transaction.
+                job_enqueue(job=job)
                 log.warning("job %s lost its worker during %s; queued again", job.pk, stage)
                 outcome["resumed"].append(str(job.pk))
             continue
-        now = timezone.now()
         reason = (f"The worker running this job stopped during {stage} (no sign of life for "
                   f"{settings.JOB_STALE_AFTER_SECONDS} s). Press Retry to continue from "
                   "there; finished stages are kept.")
@@ -65,10 +66,7 @@ def recover_stale_jobs() -> dict[str, list[str]]:
             reason = (f"The worker stopped during {stage} on each of {job.attempts} attempts; "
                       "the machine may lack the memory for this job. Try a lighter preset "
                       "or fewer, smaller frames.")
-        if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING,
-                              attempts=job.attempts).update(
-                status=Job.Status.FAILED, error=reason, message=reason[:500],
-                eta_seconds=None, finished_at=now, updated_at=now, backend_state={}):
+        if job_fail(job_id=str(job.pk), attempt=job.attempts, reason=reason):
             log.warning("job %s lost its worker during %s; failed", job.pk, stage)
             outcome["failed"].append(str(job.pk))
     return outcome
@@ -114,14 +112,11 @@ def resend_lost_tasks() -> list[str]:
                 return []
         if job.task_id and job.task_id in waiting:
             continue  # still waiting its turn behind other jobs
-        moved = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED,
-                                   attempts=job.attempts).update(
-            updated_at=timezone.now(), message="Sent to the worker again: the task queue "
-                                               "had lost this job.")
-        if moved:
+        if job_touch_queued(job=job, message="Sent to the worker again: the task queue "
+                                             "had lost this job."):
             try:
-                _enqueue(job)
-            except JobError:  # the broker went away meanwhile: _enqueue failed the job
+                job_enqueue(job=job)
+            except JobError:  # the broker went away meanwhile: job_enqueue failed the job
                 continue
             log.warning("job %s was queued but its task was lost; sent again", job.pk)
             resent.append(str(job.pk))

@@ -1,41 +1,36 @@
-"""Jobs: start, estimate, cancel, retry and re-render; where a job's results live.
+"""Jobs: start, estimate, cancel, retry, re-render, and one stage alone.
 
 Views, the admin, the REST API and management commands call these functions; they own
 the transactions and the side effects (enqueueing the worker task, stopping a stage).
-Every refusal raises JobError with a message meant for the shop owner.
+Status changes themselves go through pipeline.transitions. Every refusal raises JobError
+with a message meant for the shop owner.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from pipeline import costs
 from pipeline.backends import BackendError, get_backend
 from pipeline.engine.presets import PRESET_NAMES, get_preset
+from pipeline.errors import JobError
 from pipeline.models import Job
+from pipeline.selectors import first_unfinished_stage, min_photos, model_is_kept
+from pipeline.transitions import job_cancel, job_enqueue, job_requeue
 from products.models import Photo, Product
+from products.selectors import product_usable_photos
 
 log = logging.getLogger(__name__)
 
-TASK = "pipeline.tasks.run_job"
 MAX_ITERATIONS = 200_000
 MAX_FRAME_COUNT = 10_000
 MIN_FRAME_SIZE, MAX_FRAME_SIZE = 32, 4096
 MAX_FRAME_ROWS = 9
-
-
-class JobError(Exception):
-    """A request about a job that cannot be done as asked; the message says why and what
-    to do, and is safe to show to the user."""
 
 
 @dataclass
@@ -91,25 +86,17 @@ def _check_range(what: str, value: int | None, lo: int, hi: int, unit: str = "")
 
 
 # --- photos --------------------------------------------------------------------------
-def usable_photos(product: Product) -> list[Photo]:
-    """The product's photos whose files are on disk, in capture order."""
-    return [p for p in product.photos.order_by("position", "id") if p.image and
-            p.image.storage.exists(p.image.name)]
-
-
-def min_photos() -> int:
-    return settings.JOB_MIN_PHOTOS
-
-
-def _check_photos(product: Product) -> int:
-    count = len(usable_photos(product))
-    if count < min_photos():
+def photos_check(*, product: Product) -> list[Photo]:
+    """The product's usable photos; JobError when there are too few for a spin."""
+    photos = product_usable_photos(product=product)
+    count, needed = len(photos), min_photos()
+    if count < needed:
         raise JobError(
             f"This product has {count} usable photo{'s' if count != 1 else ''}; a 360° spin "
-            f"needs at least {min_photos()}. Add photos taken all around the product, each "
+            f"needs at least {needed}. Add photos taken all around the product, each "
             "overlapping the last, then try again."
         )
-    return count
+    return photos
 
 
 # --- estimates -----------------------------------------------------------------------
@@ -124,7 +111,8 @@ def estimate_job(product: Product, options: JobOptions, *,
     opts = options.resolved(backend)
     try:
         return costs.estimate(
-            backend=backend, preset=opts.preset, photo_count=len(usable_photos(product)),
+            backend=backend, preset=opts.preset,
+            photo_count=len(product_usable_photos(product=product)),
             frame_count=opts.frame_count, frame_size=opts.frame_size,
             frame_rows=opts.frame_rows, iterations=opts.iterations, gpu_type=opts.gpu_type,
         )
@@ -141,7 +129,7 @@ def start_job(product: Product, options: JobOptions, *, backend: str | None = No
     queued or running. With enqueue=False the caller runs it (`manage.py spin`).
     """
     backend = backend or default_backend()
-    _check_photos(product)
+    photos_check(product=product)
     opts = options.resolved(backend)
     estimate = estimate_job(product, options, backend=backend)
     try:
@@ -157,19 +145,41 @@ def start_job(product: Product, options: JobOptions, *, backend: str | None = No
                 eta_seconds=round(estimate.total_seconds),
             )
             if enqueue:
-                transaction.on_commit(lambda: _enqueue(job))
+                transaction.on_commit(lambda: job_enqueue(job=job))
     except IntegrityError:  # a concurrent start won the race for the one active job
         raise JobError(_already_active(product)) from None
     return job
 
 
+@dataclass
+class StartResult:
+    """One product's outcome in a batch: its new job, or why it was refused."""
+
+    product_id: int
+    job: Job | None = None
+    error: str | None = None
+
+
+def job_start_many(*, products: dict[int, Product], product_ids: list[int],
+                   options: JobOptions) -> list[StartResult]:
+    """Start a job with the same options for each product id, once each, in order. One
+    refusal does not stop the others; an id missing from `products` is "Not found."."""
+    results = []
+    for product_id in dict.fromkeys(product_ids):
+        product = products.get(product_id)
+        if product is None:
+            results.append(StartResult(product_id, error="Not found."))
+            continue
+        try:
+            results.append(StartResult(product_id, job=start_job(product, options)))
+        except JobError as exc:
+            results.append(StartResult(product_id, error=str(exc)))
+    return results
+
+
 def cancel_job(job: Job) -> Job:
     """Stop a queued or running job. Its workspace stays, so it can be retried."""
-    now = timezone.now()
-    stopped = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
-        status=Job.Status.CANCELLED, message="Cancelled.", eta_seconds=None,
-        finished_at=now, updated_at=now,
-    )
+    stopped = job_cancel(job=job)
     job.refresh_from_db()
     if not stopped:
         raise JobError(f"This job has already {job.get_status_display().lower()}; "
@@ -193,22 +203,15 @@ def retry_job(job: Job) -> Job:
                        f"{job.get_status_display().lower()}.")
     resume_at = first_unfinished_stage(job)
     if resume_at == Job.Stage.COLMAP:
-        _check_photos(job.product)
-    now = timezone.now()
+        photos_check(product=job.product)
     try:
         with transaction.atomic():
-            updated = Job.objects.filter(
-                pk=job.pk, status__in=(Job.Status.FAILED, Job.Status.CANCELLED)
-            ).update(
-                status=Job.Status.QUEUED, attempts=job.attempts + 1, error="",
-                message=f"Queued again: resumes at {Job.Stage(resume_at).label.lower()}.",
-                stage_progress=0.0, eta_seconds=None, finished_at=None, heartbeat_at=None,
-                backend_state={}, updated_at=now,
-            )
-            job.refresh_from_db()
-            if not updated:
+            if not job_requeue(
+                    job=job, error="", stage_progress=0.0, eta_seconds=None,
+                    finished_at=None,
+                    message=f"Queued again: resumes at {Job.Stage(resume_at).label.lower()}."):
                 raise JobError("This job changed meanwhile; reload the page and try again.")
-            transaction.on_commit(lambda: _enqueue(job))
+            transaction.on_commit(lambda: job_enqueue(job=job))
     except IntegrityError:
         raise JobError(_already_active(job.product)) from None
     return job
@@ -246,18 +249,10 @@ def rerender_job(job: Job, options: JobOptions) -> Job:
                 estimated_cost=estimate.cost_usd, attempts=1,
                 message="Waiting for the worker.", eta_seconds=round(estimate.total_seconds),
             )
-            transaction.on_commit(lambda: _enqueue(new))
+            transaction.on_commit(lambda: job_enqueue(job=new))
     except IntegrityError:
         raise JobError(_already_active(source.product)) from None
     return new
-
-
-def first_unfinished_stage(job: Job) -> str:
-    """The first planned stage without a recorded end (where a retry resumes)."""
-    for stage in job.planned_stages:
-        if getattr(job, f"{stage}_finished_at") is None:
-            return stage
-    return Job.Stage.FINALIZE
 
 
 def _already_active(product: Product) -> str:
@@ -265,71 +260,50 @@ def _already_active(product: Product) -> str:
             "or cancel it first.")
 
 
-def _enqueue(job: Job) -> None:
-    from django_q.tasks import async_task
+# --- one stage alone ------------------------------------------------------------------
+ONE_STAGES = ("colmap", "train", "render")
 
+
+def job_stage_queue(*, job: Job, stage: str, options: JobOptions | None = None) -> Job:
+    """Queue `stage` of `job` alone (a new attempt, like a retry), for integrators who
+    drive the stages themselves. `options` may change the training steps (train) or the
+    frame settings (render); other fields are ignored. That stage's results and those of
+    every later stage are marked stale."""
+    if stage not in ONE_STAGES:
+        raise JobError(f"Unknown stage {stage!r}: choose one of {', '.join(ONE_STAGES)}.")
+    if job.is_active:
+        raise JobError("This job is queued or running; wait for it or cancel it first.")
+    if job.is_render_only and stage != "render":
+        raise JobError("This job re-renders another job's model; only its render stage "
+                       "can run.")
+    if stage == "train" and job.colmap_finished_at is None:
+        raise JobError("Camera poses are not done for this job yet; call "
+                       "POST /api/nerf/colmap first.")
+    if stage == "render" and job.train_finished_at is None and not model_is_kept(
+            job.source_job or job):
+        raise JobError("This job has no trained model yet; call POST /api/nerf/train first.")
+
+    changes: dict[str, Any] = {}
+    if options is not None and stage == "train" and options.iterations:
+        changes["iterations"] = options.iterations
+    if options is not None and stage == "render":
+        resolved = JobOptions(preset=job.preset, frame_count=options.frame_count,
+                              frame_size=options.frame_size, frame_rows=options.frame_rows
+                              ).resolved(job.backend)
+        changes.update(frame_count=resolved.frame_count, frame_size=resolved.frame_size,
+                       frame_rows=resolved.frame_rows)
+    planned = list(job.planned_stages)
+    for later in planned[planned.index(stage):]:
+        changes[f"{later}_started_at"] = None
+        changes[f"{later}_finished_at"] = None
     try:
-        task_id = async_task(TASK, str(job.pk), job.attempts, task_name=f"job-{job.pk}-"
-                             f"{job.attempts}", group="jobs")
-    except Exception as exc:  # the broker is down: do not leave the job queued forever
-        log.exception("could not enqueue job %s", job.pk)
-        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(),
-            error=f"The task queue is not reachable ({exc.__class__.__name__}); "
-                  "try again in a minute.",
-            message="Could not be queued.",
-        )
-        raise JobError("The task queue is not reachable right now; try again in a minute.") \
-            from exc
-    Job.objects.filter(pk=job.pk).update(task_id=str(task_id)[:64])
-    job.task_id = str(task_id)[:64]
-
-
-# --- where results live --------------------------------------------------------------
-def frame_storage() -> FileSystemStorage:
-    """Finished frames, previews and manifests, served at FRAME_URL."""
-    return FileSystemStorage(location=settings.FRAME_STORAGE_PATH,
-                             base_url=settings.FRAME_URL)
-
-
-def job_frames_relpath(job: Job) -> str:
-    return f"{job.product_id}/{job.pk}"
-
-
-def job_frames_dir(job: Job) -> Path:
-    """FRAME_STORAGE_PATH/{product}/{job}/: frames/, previews/, batches/, sprite.webp,
-    manifest.json."""
-    return Path(settings.FRAME_STORAGE_PATH) / job_frames_relpath(job)
-
-
-def job_model_dir(job: Job) -> Path:
-    """MODEL_STORAGE_PATH/{product}/{job}/: the trained model kept for re-rendering."""
-    return Path(settings.MODEL_STORAGE_PATH) / str(job.product_id) / str(job.pk)
-
-
-def job_compare_dir(job: Job) -> Path:
-    """MODEL_STORAGE_PATH/{product}/{job}/compare/: the photos beside their renders. Kept
-    with the model, never under FRAME_STORAGE_PATH: the photos are private, the frames
-    public."""
-    return job_model_dir(job) / "compare"
-
-
-def model_is_kept(job: Job) -> bool:
-    return (job_model_dir(job) / "model").is_dir()
-
-
-def job_file_url(job: Job, relpath: str) -> str:
-    """URL of a file under the job's frames folder, e.g. "previews/frame_0000.webp"."""
-    return frame_storage().url(f"{job_frames_relpath(job)}/{relpath}")
-
-
-def read_manifest(job: Job) -> dict[str, Any] | None:
-    """The finished job's manifest (see pipeline.previews.write_site_manifest), or None.
-
-    Paths in it are relative to the job's frames folder; `job_file_url` makes URLs.
-    """
-    path = job_frames_dir(job) / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        with transaction.atomic():
+            if not job_requeue(
+                    job=job, error="", stage_progress=0.0, eta_seconds=None,
+                    finished_at=None, **changes,
+                    message=f"Queued to run {Job.Stage(stage).label.lower()} only."):
+                raise JobError("This job changed meanwhile; fetch it again and retry.")
+            transaction.on_commit(lambda: job_enqueue(job=job, stage=stage))
+    except IntegrityError:
+        raise JobError(_already_active(job.product)) from None
+    return job

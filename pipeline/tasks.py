@@ -1,10 +1,15 @@
 """The django-q2 task that drives one job through its stages on a backend.
 
-`run_job(job_id, attempt)` claims the job with a compare-and-set (queued → running, for
+`run_job(job_id, attempt)` claims the job (pipeline.transitions: queued → running, for
 that attempt), so a second delivery of the same task, or an old task after a retry,
 does nothing: a stage never runs twice at once. Every write while running is conditioned
 on (status=running, attempts=attempt); when it matches no row the job was cancelled or
 handed to another worker, and this one stops its stage and leaves.
+
+`run_job(job_id, attempt, stage)` runs that one stage (the `/api/nerf/{stage}` endpoints,
+queued by services.job_stage_queue). `render` also finalizes, so it ends with a succeeded
+job; `colmap` and `train` end with the job stopped ("cancelled", with a message naming the
+next call), because a job has no finished state short of its frames.
 """
 
 from __future__ import annotations
@@ -24,39 +29,47 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
 from django.utils import timezone
 
-from pipeline import costs
+from pipeline import costs, transitions
 from pipeline.backends import Backend, BackendError, StageStatus, get_backend
 from pipeline.comparison import keep_comparison
+from pipeline.errors import JobError
 from pipeline.models import Job
 from pipeline.previews import FramesError, build_site_frames
-from pipeline.services import (
-    job_compare_dir,
-    job_frames_dir,
-    job_model_dir,
-    min_photos,
-    model_is_kept,
-    usable_photos,
-)
+from pipeline.progress import doc_of_this_run, overall_fraction, progress_fields, seconds_left
+from pipeline.selectors import first_unfinished_stage, model_is_kept
+from pipeline.services import photos_check
+from pipeline.storage import job_compare_dir, job_frames_dir, job_model_dir
+from products.selectors import product_usable_photos
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 1.0
 SAVE_INTERVAL_S = 2.0  # progress reaches the database at most this often
-# Share of the overall progress bar each stage takes.
-STAGE_WEIGHTS = {"colmap": 0.10, "train": 0.60, "render": 0.25, "finalize": 0.05}
+# What a one-stage run tells the caller to do next.
+NEXT_CALL = {"colmap": "POST /api/nerf/train", "train": "POST /api/nerf/render"}
 
 Listener = Callable[[Job], None]
 
 
-def run_job(job_id: str, attempt: int) -> str:
-    """The worker task. Returns the job's final status (django-q keeps it as the result)."""
-    runner = JobRunner.claim(job_id, attempt)
+def run_job(job_id: str, attempt: int, stage: str | None = None) -> str:
+    """The worker task: the whole job, or `stage` alone. Returns the job's final status
+    (django-q keeps it as the result)."""
+    stages = None if stage is None else (
+        [Job.Stage.RENDER, Job.Stage.FINALIZE] if stage == Job.Stage.RENDER else [stage])
+    runner = JobRunner.claim(job_id, attempt, stages=stages)
     if runner is None:
         return "skipped"
-    return runner.run()
+    status = runner.run()
+    if stage in NEXT_CALL and status == Job.Status.RUNNING:
+        transitions.job_cancel(
+            job=runner.job, attempt=attempt,
+            message=f"Stopped after {Job.Stage(stage).label.lower()}, as asked. Next: "
+                    f"{NEXT_CALL[stage]}, or retry the job to run all remaining stages.")
+        runner.job.refresh_from_db()
+        status = runner.job.status
+    return status
 
 
 class JobStopped(Exception):
@@ -68,37 +81,33 @@ class StageFailed(Exception):
 
 
 class JobRunner:
-    def __init__(self, job: Job, backend: Backend, listener: Listener | None = None) -> None:
+    """Runs a claimed job's stages: all that are left (`stages` None), or those given."""
+
+    def __init__(self, job: Job, backend: Backend, listener: Listener | None = None,
+                 stages: list[str] | None = None) -> None:
         self.job = job
         self.backend = backend
         self.listener = listener
+        self.stages = stages
         self.job_id = str(job.pk)
         self.attempt = job.attempts
         self._last_save = 0.0
         self._estimate = self._estimate_seconds()
 
     @classmethod
-    def claim(cls, job_id: str, attempt: int, listener: Listener | None = None
-              ) -> JobRunner | None:
+    def claim(cls, job_id: str, attempt: int, listener: Listener | None = None,
+              stages: list[str] | None = None) -> JobRunner | None:
         """Take the queued job for this attempt, or None when it is not ours to run."""
-        now = timezone.now()
-        claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED,
-                                     attempts=attempt).update(
-            status=Job.Status.RUNNING, heartbeat_at=now, updated_at=now,
-            started_at=now, message="Starting.",
-        )
-        if not claimed:
+        if not transitions.job_claim(job_id=job_id, attempt=attempt):
             log.info("job %s attempt %s is not queued any more; skipping", job_id, attempt)
             return None
         job = Job.objects.select_related("product", "source_job").get(pk=job_id)
         try:
             backend = get_backend(job.backend)
         except BackendError as exc:
-            Job.objects.filter(pk=job_id, attempts=attempt).update(
-                status=Job.Status.FAILED, error=str(exc), message="Failed.",
-                finished_at=timezone.now())
+            transitions.job_fail(job_id=job_id, attempt=attempt, reason=str(exc))
             return None
-        return cls(job, backend, listener)
+        return cls(job, backend, listener, stages)
 
     # -- the stages ---------------------------------------------------------------------
     def run(self) -> str:
@@ -110,7 +119,7 @@ class JobRunner:
                     self.run_stage(stage)
         except JobStopped:
             log.info("job %s stopped (cancelled or taken over)", self.job_id)
-        except (StageFailed, BackendError, FramesError) as exc:
+        except (StageFailed, JobError, BackendError, FramesError) as exc:
             self.fail(str(exc))
         except Exception as exc:  # never leave a job "running" behind
             log.exception("job %s crashed in the worker", self.job_id)
@@ -122,18 +131,18 @@ class JobRunner:
         return self.job.status
 
     def stages_to_run(self) -> list[str]:
-        """From the first stage whose result is not there any more, to the end."""
-        job, kept = self.job, model_is_kept(self.job.source_job or self.job)
-        planned = list(job.planned_stages)
-        for i, stage in enumerate(planned):
-            if getattr(job, f"{stage}_finished_at") is None:
-                return planned[i:]
-            if stage in ("colmap", "train") and not (
-                    self.backend.has_outputs(self.job_id, stage) or kept):
-                return planned[i:]
-            if stage == "render" and not self.backend.has_outputs(self.job_id, stage):
-                return planned[i:]
-        return [Job.Stage.FINALIZE]
+        """The stages asked for; else from the first stage whose result is not there any
+        more, to the end. A kept model stands in for the pose and training outputs."""
+        if self.stages is not None:
+            return list(self.stages)
+        kept = model_is_kept(self.job.source_job or self.job)
+
+        def has_outputs(stage: str) -> bool:
+            return self.backend.has_outputs(self.job_id, stage) or (
+                kept and stage in (Job.Stage.COLMAP, Job.Stage.TRAIN))
+
+        planned = list(self.job.planned_stages)
+        return planned[planned.index(first_unfinished_stage(self.job, has_outputs)):]
 
     def run_stage(self, stage: str) -> None:
         before = self._before_stage(stage)
@@ -219,18 +228,12 @@ class JobRunner:
         if not self.job.is_render_only and not model_is_kept(self.job):
             self._keep_model()
         comparison = self._keep_comparison()
-        finished = timezone.now()
         cost = costs.stage_log_cost(self.job.stage_log) \
             if self.job.backend != Job.Backend.LOCAL else Decimal("0")
-        done = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
-                                  attempts=self.attempt).update(
-            status=Job.Status.SUCCEEDED, stage=Job.Stage.DONE, stage_progress=1.0,
-            progress=1.0, eta_seconds=0, finalize_finished_at=finished,
-            finished_at=finished, updated_at=finished, heartbeat_at=finished,
-            actual_cost=cost, backend_state={}, comparison=comparison,
-            message=f"Done: {manifest['count']} frames of {manifest['width']} px.",
-        )
-        if not done:
+        if not transitions.job_succeed(
+                job_id=self.job_id, attempt=self.attempt, actual_cost=cost,
+                comparison=comparison,
+                message=f"Done: {manifest['count']} frames of {manifest['width']} px."):
             raise JobStopped
         if settings.CLEANUP_AFTER_COLLECT:
             self.backend.cleanup(self.job_id)
@@ -260,19 +263,10 @@ class JobRunner:
         return []
 
     def _pack_photos(self) -> None:
-        photos = usable_photos(self.job.product)
-        if len(photos) < min_photos():
-            raise StageFailed(
-                f"The product has {len(photos)} usable photos; at least {min_photos()} are "
-                "needed. Add photos taken all around the product and retry.")
+        photos = photos_check(product=self.job.product)
         with tempfile.TemporaryDirectory(prefix="nerf-images-") as tmp:
             path = Path(tmp) / "images.zip"
-            # Photos are already compressed: store them. Names keep the capture order.
-            with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-                for n, photo in enumerate(photos):
-                    suffix = Path(photo.image.name).suffix.lower() or ".jpg"
-                    with photo.image.open("rb") as fh:
-                        archive.writestr(f"{n:04d}_{photo.sha256[:8]}{suffix}", fh.read())
+            pack_photos(photos, path)
             with self._beating():
                 self.backend.prepare(self.job_id, path)
 
@@ -307,38 +301,25 @@ class JobRunner:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _progress_doc(self, stage: str, started: datetime) -> dict[str, Any] | None:
-        """progress.json when this run of `stage` wrote it (not a previous stage's)."""
-        doc = self.backend.read_progress(self.job_id)
-        if not doc or doc.get("stage") != stage:
-            return None
-        try:
-            written = datetime.fromisoformat(doc["updated_at"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return doc if written >= started else None
+        doc = doc_of_this_run(self.backend.read_progress(self.job_id), stage, started)
+        return dict(doc) if doc is not None else None
 
     def _progress_fields(self, stage: str, doc: dict[str, Any] | None) -> dict[str, Any]:
-        if doc is None:
-            return {}
-        fraction = min(max(float(doc.get("stage_progress") or 0.0), 0.0), 1.0)
-        fields = {"stage_progress": fraction, "progress": self._overall(stage, fraction),
-                  "eta_seconds": self._eta(stage, doc.get("eta_seconds"), fraction)}
-        if doc.get("message"):
-            fields["message"] = str(doc["message"])[:500]
+        fields = progress_fields(self.job.planned_stages, stage, doc, self._estimate)
+        if "message" in fields:
+            fields["message"] = transitions.clip("message", fields["message"])
         return fields
 
     def _overall(self, stage: str, fraction: float) -> float:
-        planned = list(self.job.planned_stages)
-        total = sum(STAGE_WEIGHTS[s] for s in planned)
-        before = sum(STAGE_WEIGHTS[s] for s in planned[:planned.index(stage)])
-        return round(min((before + STAGE_WEIGHTS[stage] * fraction) / total, 1.0), 4)
+        return overall_fraction(self.job.planned_stages, stage, fraction)
 
     def _estimate_seconds(self) -> dict[str, float]:
         job = self.job
         try:
             return costs.estimate(
                 backend=job.backend, preset=job.preset,
-                photo_count=len(usable_photos(job.product)) if not job.is_render_only else 0,
+                photo_count=0 if job.is_render_only else len(
+                    product_usable_photos(product=job.product)),
                 frame_count=job.frame_count, frame_size=job.frame_size,
                 frame_rows=job.frame_rows, iterations=job.iterations,
                 gpu_type=job.gpu_type or None, stages=tuple(job.planned_stages),
@@ -346,13 +327,9 @@ class JobRunner:
         except ValueError:
             return {}
 
-    def _eta(self, stage: str, stage_eta: float | None, fraction: float) -> int | None:
-        """The stage's own ETA (or the estimate's rest) plus the estimates of later ones."""
-        planned = list(self.job.planned_stages)
-        later = sum(self._estimate.get(s, 0.0) for s in planned[planned.index(stage) + 1:])
-        if stage_eta is None:
-            stage_eta = self._estimate.get(stage, 0.0) * (1 - fraction)
-        return round(float(stage_eta) + later)
+    def _eta(self, stage: str, stage_eta: float | None, fraction: float) -> int:
+        return seconds_left(self.job.planned_stages, stage, fraction, self._estimate,
+                            stage_eta)
 
     def _save(self, *, force: bool = False, **fields: Any) -> None:
         """Write fields and the heartbeat, at most every SAVE_INTERVAL_S unless forced.
@@ -363,11 +340,8 @@ class JobRunner:
         if not force and now - self._last_save < SAVE_INTERVAL_S:
             return
         self._last_save = now
-        stamp = timezone.now()
-        updated = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
-                                     attempts=self.attempt).update(
-            heartbeat_at=stamp, updated_at=stamp, **fields)
-        if not updated:
+        if not transitions.job_save_running(job_id=self.job_id, attempt=self.attempt,
+                                            **fields):
             raise JobStopped
         for name, value in fields.items():
             setattr(self.job, name, value)
@@ -382,9 +356,7 @@ class JobRunner:
         def beat() -> None:
             try:
                 while not done.wait(SAVE_INTERVAL_S):
-                    Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
-                                       attempts=self.attempt).update(
-                        heartbeat_at=timezone.now())
+                    transitions.job_beat(job_id=self.job_id, attempt=self.attempt)
             finally:
                 connection.close()  # this thread's own connection
 
@@ -401,8 +373,8 @@ class JobRunner:
         entry.update(finished_at=timezone.now().isoformat(), outcome=outcome,
                      **{k: v for k, v in extra.items() if v not in (None, "")})
         if write_only:  # the job is not ours to run any more: record, change nothing else
-            Job.objects.filter(pk=self.job_id, attempts=self.attempt).update(
-                stage_log=self.job.stage_log, backend_state={})
+            transitions.job_record_after_stop(job_id=self.job_id, attempt=self.attempt,
+                                              stage_log=self.job.stage_log)
 
     def stop_stage(self) -> None:
         handle = (self.job.backend_state or {}).get("handle")
@@ -413,31 +385,24 @@ class JobRunner:
                 log.exception("could not stop the stage of job %s", self.job_id)
 
     def fail(self, reason: str) -> None:
-        now = timezone.now()
-        failed = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING,
-                                    attempts=self.attempt).update(
-            status=Job.Status.FAILED, error=reason[:5000], message=reason[:500],
-            eta_seconds=None, finished_at=now, updated_at=now, backend_state={},
-            stage_log=self.job.stage_log,
-        )
-        if not failed:  # cancelled meanwhile: keep its status, record what happened
-            Job.objects.filter(pk=self.job_id, attempts=self.attempt).update(
-                stage_log=self.job.stage_log, backend_state={})
+        if not transitions.job_fail(job_id=self.job_id, attempt=self.attempt, reason=reason,
+                                    stage_log=self.job.stage_log):
+            # Cancelled meanwhile: keep its status, record what happened.
+            transitions.job_record_after_stop(job_id=self.job_id, attempt=self.attempt,
+                                              stage_log=self.job.stage_log)
 
     def _notify(self) -> None:
         if self.listener is not None:
             self.listener(self.job)
 
 
-def requeue(job_id: str, attempt: int, message: str) -> bool:
-    """Hand a running job back to the queue as a new attempt (used by recovery)."""
-    from pipeline.services import _enqueue
 
-    now = timezone.now()
-    moved = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt).update(
-        status=Job.Status.QUEUED, attempts=F("attempts") + 1, message=message,
-        backend_state={}, heartbeat_at=None, updated_at=now,
-    )
-    if moved:
-        _enqueue(Job.objects.get(pk=job_id))
-    return bool(moved)
+def pack_photos(photos: list, path: Path) -> None:
+    """The photos into images.zip at `path`, named NNNN_<sha256[:8]>.ext so the engine's
+    messages can be mapped back to the uploaded names."""
+    # Photos are already compressed: store them. Names keep the capture order.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for n, photo in enumerate(photos):
+            suffix = Path(photo.image.name).suffix.lower() or ".jpg"
+            with photo.image.open("rb") as fh:
+                archive.writestr(f"{n:04d}_{photo.sha256[:8]}{suffix}", fh.read())

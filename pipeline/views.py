@@ -17,13 +17,11 @@ from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
 from django.views.static import serve
 
-from products.models import Product
+from products.selectors import product_get_visible, product_usable_photos
 
-from . import charts, comparison, job_display, services
-from .access import visible_jobs
+from . import charts, comparison, job_display, selectors, services
 from .forms import FrameOptionsForm, GenerateForm
 from .models import Job
-from .usage import totals, usage_rows
 
 
 class JobDetailView(LoginRequiredMixin, DetailView):
@@ -34,13 +32,13 @@ class JobDetailView(LoginRequiredMixin, DetailView):
     context_object_name = "job"
 
     def get_queryset(self):
-        return visible_jobs(self.request.user)
+        return selectors.job_visible_list(user=self.request.user)
 
     def get_context_data(self, **kwargs):
         job = self.object
-        can_rerender = job.status == Job.Status.SUCCEEDED and services.model_is_kept(
+        can_rerender = job.status == Job.Status.SUCCEEDED and selectors.model_is_kept(
             job.source_job or job)
-        manifest = services.read_manifest(job) if job.status == Job.Status.SUCCEEDED else None
+        manifest = selectors.finished_manifest(job)
         spin_url = reverse("pipeline:spin", args=[job.pk])
         return super().get_context_data(
             **progress_context(job),
@@ -52,9 +50,7 @@ class JobDetailView(LoginRequiredMixin, DetailView):
             embed_snippet=embed_snippet(self.request, spin_url) if manifest else None,
             compared_views=job_display.comparison_views(job) if manifest else [],
             loss_curve=charts.loss_curve_svg(job.metrics.get("train", {}).get("loss_curve", [])),
-            downloads=[{"name": b["file"].rsplit("/", 1)[-1], "bytes": b["bytes"],
-                        "url": services.job_file_url(job, b["file"])}
-                       for b in (manifest or {}).get("batches", [])],
+            downloads=selectors.manifest_urls(job, manifest).batches if manifest else [],
             **kwargs)
 
 
@@ -119,14 +115,14 @@ def spin_json(request: HttpRequest, pk) -> JsonResponse:
 
 
 def owned_job(request: HttpRequest, pk) -> Job:
-    return get_object_or_404(visible_jobs(request.user), pk=pk)
+    return selectors.job_get_visible(user=request.user, pk=pk)
 
 
 @login_required
 def generate(request: HttpRequest, product_pk: int) -> HttpResponse:
     """GET shows the form with the estimate for the chosen settings ("Update estimate"
     submits by GET); POST starts the job and goes to its page."""
-    product = get_object_or_404(Product.objects.visible_to(request.user), pk=product_pk)
+    product = product_get_visible(user=request.user, pk=product_pk)
     data = request.POST if request.method == "POST" else (request.GET or None)
     form = GenerateForm(data, initial={"preset": "standard", "frame_rows": 1})
     estimate = error = None
@@ -143,8 +139,8 @@ def generate(request: HttpRequest, product_pk: int) -> HttpResponse:
     return render(request, "pipeline/generate.html", {
         "product": product, "form": form, "estimate": estimate, "error": error,
         "estimate_minutes": math.ceil(estimate.total_seconds / 60) if estimate else None,
-        "photo_count": len(services.usable_photos(product)),
-        "min_photos": services.min_photos(),
+        "photo_count": len(product_usable_photos(product=product)),
+        "min_photos": selectors.min_photos(),
     })
 
 
@@ -193,5 +189,5 @@ def rerender(request: HttpRequest, pk) -> HttpResponse:
 @login_required
 def usage(request: HttpRequest) -> HttpResponse:
     """Jobs, GPU minutes and cost per month and GPU type (staff: everyone's)."""
-    rows = usage_rows(visible_jobs(request.user))
-    return render(request, "pipeline/usage.html", {"rows": rows, "totals": totals(rows)})
+    usage = selectors.job_usage(user=request.user)
+    return render(request, "pipeline/usage.html", {"rows": usage["rows"], "totals": usage})

@@ -1,4 +1,4 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.utils.html import format_html
 
@@ -24,42 +24,21 @@ class PhotoInline(admin.TabularInline):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["name", "sku", "owner", "photo_count", "job_count", "created_at"]
+    list_display = ["name", "sku", "owner", "photo_count", "created_at"]
     list_filter = ["created_at"]
     search_fields = ["name", "sku", "description", "owner__username"]
     autocomplete_fields = ["owner"]
     list_select_related = ["owner"]
     inlines = [PhotoInline]
-    actions = ["start_jobs"]
+    # pipeline.admin extends this class with the job count and the Generate action.
 
     def get_queryset(self, request) -> QuerySet[Product]:
         # Counted in the list's one query, not one query per row.
-        return super().get_queryset(request).annotate(
-            photos_n=Count("photos", distinct=True), jobs_n=Count("jobs", distinct=True))
+        return super().get_queryset(request).annotate(photos_n=Count("photos", distinct=True))
 
     @admin.display(description="Photos", ordering="photos_n")
     def photo_count(self, product: Product) -> int:
         return product.photos_n
-
-    @admin.display(description="Jobs", ordering="jobs_n")
-    def job_count(self, product: Product) -> int:
-        return product.jobs_n
-
-    @admin.action(description="Generate 360° (standard preset) for the selected products")
-    def start_jobs(self, request, queryset: QuerySet[Product]) -> None:
-        from pipeline.services import JobError, JobOptions, start_job
-
-        started = 0
-        for product in queryset:
-            try:
-                start_job(product, JobOptions())
-                started += 1
-            except JobError as exc:
-                self.message_user(request, f"{product.name}: {exc}", messages.WARNING)
-        if started:
-            self.message_user(request, f"Started {started} job{'s' if started != 1 else ''}; "
-                              "they run side by side up to the worker count.",
-                              messages.SUCCESS)
 
 
 @admin.register(Photo)

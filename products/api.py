@@ -4,7 +4,6 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import File, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
@@ -12,7 +11,7 @@ from ninja.pagination import paginate
 
 from nerfsite.api_common import ObjectId, Pages, responses, text
 
-from . import services
+from . import selectors, services
 from .forms import ProductForm
 from .models import Photo, Product
 from .validation import GUIDANCE
@@ -100,9 +99,7 @@ class UploadOut(Schema):
 
 
 def owned_product(request: HttpRequest, product_id: int) -> Product:
-    """The caller's product (any product for staff); 404 for everyone else's."""
-    return get_object_or_404(Product.objects.visible_to(request.auth).with_summary(),
-                             pk=product_id)
+    return selectors.product_get_visible(user=request.auth, pk=product_id, summary=True)
 
 
 def save_form(form: ProductForm) -> Product:
@@ -129,13 +126,7 @@ class ProductValidationError(HttpError):
 @paginate(Pages)
 def list_products(request: HttpRequest, filters: Query[ProductFilter]):
     """Your products, newest first; `q` searches name, SKU and description."""
-    qs = Product.objects.visible_to(request.auth).with_summary()
-    if filters.q:
-        from django.db.models import Q
-
-        qs = qs.filter(Q(name__icontains=filters.q) | Q(sku__icontains=filters.q)
-                       | Q(description__icontains=filters.q))
-    return qs
+    return selectors.product_visible_list(user=request.auth, search=filters.q)
 
 
 @router.post("", response=responses({201: ProductOut}, 409), summary="Create a product")
@@ -194,5 +185,5 @@ def upload_photos(request: HttpRequest, product_id: ObjectId,
                summary="Delete a photo")
 def delete_photo(request: HttpRequest, product_id: ObjectId, photo_id: ObjectId):
     product = owned_product(request, product_id)
-    services.delete_photo(get_object_or_404(Photo, pk=photo_id, product=product))
+    services.delete_photo(selectors.photo_get(product=product, pk=photo_id))
     return Status(204, None)

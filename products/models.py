@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
@@ -31,18 +33,22 @@ class ProductQuerySet(models.QuerySet):
         return self if user.is_staff else self.filter(owner=user)
 
     def with_summary(self) -> ProductQuerySet:
-        """Photo count, cover photo and latest job in the same query (no N+1 in lists)."""
-        from pipeline.models import Job
-
-        latest = Job.objects.filter(product=models.OuterRef("pk")).order_by("-created_at")
+        """Photo count, cover photo, and what other apps add (SUMMARY_ANNOTATIONS: the
+        latest job), in the same query (no N+1 in lists)."""
         cover = Photo.objects.filter(product=models.OuterRef("pk")).order_by("position", "id")
+        extra: dict[str, Any] = {}
+        for contribute in SUMMARY_ANNOTATIONS:
+            extra.update(contribute())
         return self.select_related("owner").annotate(
             photo_count=models.Count("photos", distinct=True),
             cover_image=models.Subquery(cover.values("image")[:1]),
-            latest_job_id=models.Subquery(latest.values("pk")[:1]),
-            latest_job_status=models.Subquery(latest.values("status")[:1]),
-            latest_job_progress=models.Subquery(latest.values("progress")[:1]),
+            **extra,
         )
+
+
+# Callables returning annotations for ProductQuerySet.with_summary(). Apps that build on
+# products register theirs in AppConfig.ready(), so this app never imports them.
+SUMMARY_ANNOTATIONS: list[Callable[[], dict[str, Any]]] = []
 
 
 class Product(models.Model):

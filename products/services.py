@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -29,6 +28,7 @@ from PIL import Image
 
 from . import validation
 from .models import Photo, Product
+from .signals import deletion_requested
 from .validation import CheckedImage, Rejected
 
 log = logging.getLogger(__name__)
@@ -169,47 +169,32 @@ def store(product: Product, checked: CheckedImage, position: int, storage,
 # --- Deleting ------------------------------------------------------------------------
 
 
-def has_active_job(product: Product) -> bool:
-    from pipeline.models import Job
-
-    return product.jobs.filter(status__in=Job.ACTIVE_STATUSES).exists()
-
-
 def delete_photo(photo: Photo) -> None:
-    """Delete one photo and its files; refused while a job may be reading the photos."""
+    """Delete one photo and its files; refused (ProductError from a deletion_requested
+    receiver) while a job may be reading the photos."""
     with transaction.atomic():
-        if has_active_job(photo.product):
-            raise ProductError("A job is queued or running on these photos; wait for it to "
-                               "finish or cancel it before deleting photos.")
+        deletion_requested.send(sender=Photo, product=photo.product, instance=photo)
         names = [photo.image.name, thumbnail_name(photo.image.name)]
         photo.delete()
         transaction.on_commit(lambda: remove_files(names))
 
 
 def delete_product(product: Product) -> None:
-    """Delete a product with its photos, jobs and their files."""
-    from pipeline.services import job_frames_dir, job_model_dir
-
+    """Delete a product with its photos and their files. Apps that hang rows on products
+    refuse through deletion_requested and clean their own files up on delete."""
     with transaction.atomic():
-        if has_active_job(product):
-            raise ProductError(f"{product.name} has a job queued or running; cancel it "
-                               "before deleting the product.")
+        deletion_requested.send(sender=Product, product=product, instance=product)
         names = []
         for image in product.photos.values_list("image", flat=True):
             names += [image, thumbnail_name(image)]
-        folders = []
-        for job in product.jobs.all():
-            folders += [job_frames_dir(job), job_model_dir(job)]
         product.delete()
-        transaction.on_commit(lambda: remove_files(names, folders))
+        transaction.on_commit(lambda: remove_files(names))
 
 
-def remove_files(names: list[str], folders: Iterable = ()) -> None:
+def remove_files(names: list[str]) -> None:
     storage = photo_storage()
     for name in names:
         try:
             storage.delete(name)
         except OSError:  # the row is gone either way; log the leftover for an operator
             log.warning("could not delete upload %s", name)
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,5 @@
 from django.urls import path
 
-from pipeline import views as job_views
-
 from . import views
 
 app_name = "products"
@@ -13,5 +11,4 @@ urlpatterns = [
     path("<int:pk>/delete/", views.product_delete, name="delete"),
     path("<int:pk>/photos/", views.photos_upload, name="photos_upload"),
     path("<int:pk>/photos/<int:photo_pk>/delete/", views.photo_delete, name="photo_delete"),
-    path("<int:product_pk>/generate/", job_views.generate, name="generate"),
 ]

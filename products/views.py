@@ -6,27 +6,21 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
-from pipeline.job_display import product_showcase
-
-from . import services
+from . import selectors, services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
-from .models import Photo, Product
+from .models import Product
 from .validation import GUIDANCE, photo_advice
 
 
-def visible_products(user) -> QuerySet[Product]:
-    return Product.objects.visible_to(user)
-
-
 def owned_product_or_404(request: HttpRequest, pk: int) -> Product:
-    return get_object_or_404(visible_products(request.user), pk=pk)
+    return selectors.product_get_visible(user=request.user, pk=pk)
 
 
 class ProductListView(LoginRequiredMixin, ListView):
@@ -35,13 +29,9 @@ class ProductListView(LoginRequiredMixin, ListView):
     paginate_by = 24
 
     def get_queryset(self) -> QuerySet[Product]:
-        qs = visible_products(self.request.user).with_summary()
         self.search = ProductSearchForm(self.request.GET)
-        if self.search.is_valid() and (q := self.search.cleaned_data["q"].strip()):
-            qs = qs.filter(Q(name__icontains=q) | Q(sku__icontains=q)
-                           | Q(description__icontains=q))
-        # Aggregating querysets drop Meta.ordering; pages need a stable order.
-        return qs.order_by("-created_at", "-id")
+        q = self.search.cleaned_data["q"].strip() if self.search.is_valid() else ""
+        return selectors.product_visible_list(user=self.request.user, search=q)
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(search=self.search, **kwargs)
@@ -52,15 +42,15 @@ class ProductDetailView(LoginRequiredMixin, DetailView):
     context_object_name = "product"
 
     def get_queryset(self) -> QuerySet[Product]:
-        return visible_products(self.request.user).with_summary()
+        return Product.objects.visible_to(self.request.user).with_summary()
 
     def get_context_data(self, **kwargs):
         product = self.object
+        # What the page shows of jobs comes from pipeline's {% product_jobs %} tag.
         return super().get_context_data(
             photos=product.photos.all(), upload_form=PhotoUploadForm(), guidance=GUIDANCE,
-            advice=photo_advice(product.photo_count),
-            jobs=product.jobs.all()[:10], photo_limit=services.photo_limit(),
-            **product_showcase(product), **kwargs)
+            advice=photo_advice(product.photo_count), photo_limit=services.photo_limit(),
+            **kwargs)
 
 
 class ProductCreateView(LoginRequiredMixin, CreateView):
@@ -76,7 +66,7 @@ class ProductUpdateView(LoginRequiredMixin, UpdateView):
     template_name = "products/product_form.html"
 
     def get_queryset(self) -> QuerySet[Product]:
-        return visible_products(self.request.user)
+        return Product.objects.visible_to(self.request.user)
 
     def get_form_kwargs(self) -> dict:
         # Staff editing someone's product keep it theirs.
@@ -138,7 +128,7 @@ def photos_upload(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def photo_delete(request: HttpRequest, pk: int, photo_pk: int) -> HttpResponse:
     product = owned_product_or_404(request, pk)
-    photo = get_object_or_404(Photo, pk=photo_pk, product=product)
+    photo = selectors.photo_get(product=product, pk=photo_pk)
     try:
         services.delete_photo(photo)
     except services.ProductError as exc:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from pipeline.modal_app import STAGE_FUNCTIONS, VOLUME_NAME
+from pipeline.engine.catalogue import STAGE_FUNCTIONS, VOLUME_NAME
 
 from .base import (
     COMPARE_DIR,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 
 
-def pick_device() -> str:
-    """"cuda" when a CUDA GPU is usable, else "cpu" (NERF_DEVICE overrides, e.g. for tests)."""
+def forced_device() -> str | None:
+    """NERF_DEVICE ("cpu" or "cuda") when set, e.g. for tests; else None."""
     forced = os.environ.get("NERF_DEVICE", "").strip().lower()
-    if forced in {"cpu", "cuda"}:
+    return forced if forced in {"cpu", "cuda"} else None
+
+
+def pick_device() -> str:
+    """"cuda" when a CUDA GPU is usable, else "cpu" (NERF_DEVICE overrides)."""
+    if forced := forced_device():
         return forced
     import torch
 

@@ -52,48 +52,43 @@ def _default_iterations() -> int:
     return value
 
 
-def _gpu(name: str) -> Preset:
-    common = dict(name=name, device="cuda", rays_per_batch=4096, proposal_samples=(256, 96),
-                  nerf_samples=48, frames=1440)
-    if name == "test":
-        return Preset(**common, iterations=1500, image_size=800, max_photos=15,
-                      log2_hashmap_size=18, max_res=1024, frame_size=512)
-    if name == "draft":
-        return Preset(**common, iterations=5000, image_size=1024, max_photos=None,
-                      log2_hashmap_size=19, max_res=2048, frame_size=640)
-    if name == "standard":
-        return Preset(**common, iterations=_default_iterations(), image_size=1600,
-                      max_photos=None, log2_hashmap_size=19, max_res=2048, frame_size=800)
-    return replace(Preset(**common, iterations=30000, image_size=1600, max_photos=None,
-                          log2_hashmap_size=21, max_res=4096, frame_size=1024),
-                   rays_per_batch=8192)
-
-
-def _cpu(name: str) -> Preset:
-    # Fewer samples per ray than nerfacto's (256, 96)+48: the rays only cross the product's
-    # box, so a short interval needs fewer samples, and samples are what a CPU pays for.
-    if name == "test":
-        return Preset(name=name, device="cpu", iterations=120, rays_per_batch=256,
-                      image_size=96, max_photos=12, proposal_samples=(48, 24), nerf_samples=16,
-                      log2_hashmap_size=15, max_res=256, frames=8, frame_size=48,
-                      checkpoint_every_s=60.0)
-    if name == "draft":
-        return Preset(name=name, device="cpu", iterations=700, rays_per_batch=768,
-                      image_size=320, max_photos=None, proposal_samples=(64, 32),
-                      nerf_samples=24, log2_hashmap_size=17, max_res=512, frames=36,
-                      frame_size=192, checkpoint_every_s=120.0)
-    if name == "standard":
-        return Preset(name=name, device="cpu", iterations=2500, rays_per_batch=1024,
-                      image_size=480, max_photos=None, proposal_samples=(96, 48),
-                      nerf_samples=32, log2_hashmap_size=18, max_res=1024, frames=72,
-                      frame_size=320)
-    return Preset(name=name, device="cpu", iterations=6000, rays_per_batch=2048,
-                  image_size=640, max_photos=None, proposal_samples=(128, 64), nerf_samples=48,
-                  log2_hashmap_size=19, max_res=2048, frames=144, frame_size=400)
+_GPU = dict(device="cuda", rays_per_batch=4096, proposal_samples=(256, 96), nerf_samples=48,
+            frames=1440)
+# Fewer samples per ray than nerfacto's (256, 96)+48 on a CPU: the rays only cross the
+# product's box, so a short interval needs fewer samples, and samples are what a CPU pays for.
+PRESETS: dict[tuple[str, str], Preset] = {(p.name, p.device): p for p in (
+    Preset(name="test", **_GPU, iterations=1500, image_size=800, max_photos=15,
+           log2_hashmap_size=18, max_res=1024, frame_size=512),
+    Preset(name="draft", **_GPU, iterations=5000, image_size=1024, max_photos=None,
+           log2_hashmap_size=19, max_res=2048, frame_size=640),
+    # Its iterations follow NERF_DEFAULT_ITERATIONS (get_preset).
+    Preset(name="standard", **_GPU, iterations=DEFAULT_ITERATIONS, image_size=1600,
+           max_photos=None, log2_hashmap_size=19, max_res=2048, frame_size=800),
+    replace(Preset(name="high", **_GPU, iterations=30000, image_size=1600, max_photos=None,
+                   log2_hashmap_size=21, max_res=4096, frame_size=1024),
+            rays_per_batch=8192),
+    Preset(name="test", device="cpu", iterations=120, rays_per_batch=256, image_size=96,
+           max_photos=12, proposal_samples=(48, 24), nerf_samples=16, log2_hashmap_size=15,
+           max_res=256, frames=8, frame_size=48, checkpoint_every_s=60.0),
+    Preset(name="draft", device="cpu", iterations=700, rays_per_batch=768, image_size=320,
+           max_photos=None, proposal_samples=(64, 32), nerf_samples=24,
+           log2_hashmap_size=17, max_res=512, frames=36, frame_size=192,
+           checkpoint_every_s=120.0),
+    Preset(name="standard", device="cpu", iterations=2500, rays_per_batch=1024,
+           image_size=480, max_photos=None, proposal_samples=(96, 48), nerf_samples=32,
+           log2_hashmap_size=18, max_res=1024, frames=72, frame_size=320),
+    Preset(name="high", device="cpu", iterations=6000, rays_per_batch=2048, image_size=640,
+           max_photos=None, proposal_samples=(128, 64), nerf_samples=48,
+           log2_hashmap_size=19, max_res=2048, frames=144, frame_size=400),
+)}
 
 
 def get_preset(name: str, device: str) -> Preset:
     """The preset `name` ("test", "draft", "standard", "high") sized for `device`."""
     if name not in PRESET_NAMES:
         raise InputError(f"Unknown preset {name!r}: choose one of {', '.join(PRESET_NAMES)}.")
-    return _gpu(name) if device.startswith("cuda") else _cpu(name)
+    preset = PRESETS[(name, "cuda" if device.startswith("cuda") else "cpu")]
+    if (name, preset.device) == ("standard", "cuda"):
+        # Read at call time, so a deployment (or a test) can change it without a restart.
+        preset = replace(preset, iterations=_default_iterations())
+    return preset

@@ -19,7 +19,8 @@ import pytest
 from pipeline import costs
 from pipeline.backends import get_backend
 from pipeline.models import Job
-from pipeline.services import JobOptions, job_frames_dir, start_job
+from pipeline.services import JobOptions, start_job
+from pipeline.storage import job_frames_dir
 from pipeline.tasks import run_job
 from products.models import Product
 from tests.site.jobs_fixtures import add_photos_from, delete_photo_files, storage

@@ -263,7 +263,7 @@ class TestJobs:
         assert response.status_code == 202, response.content
         assert response.json()["status"] == "queued"
         [task] = take_queued(job.pk)
-        assert task["func"] == "pipeline.stage_api.run_one_stage"
+        assert task["func"] == "pipeline.tasks.run_job"
         assert tuple(task["args"]) == (str(job.pk), 2, "colmap")
         assert_error(api.post("/api/nerf/render", {"job_id": str(job.pk)},
                               content_type="application/json"), 409, "job_refused")

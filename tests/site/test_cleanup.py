@@ -10,7 +10,7 @@ from django.utils import timezone
 from pipeline.backends.local import LocalBackend
 from pipeline.cleanup import cleanup_workspaces
 from pipeline.models import Job
-from pipeline.services import job_frames_dir, job_model_dir
+from pipeline.storage import job_frames_dir, job_model_dir
 from products.models import Product
 from tests.site.jobs_fixtures import storage
 

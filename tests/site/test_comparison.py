@@ -21,7 +21,7 @@ from pipeline.backends.local import LocalBackend
 from pipeline.comparison import image_path, keep_comparison
 from pipeline.engine.compare import summary
 from pipeline.models import Job
-from pipeline.services import job_compare_dir, job_frames_dir
+from pipeline.storage import job_compare_dir, job_frames_dir
 from pipeline.tasks import JobRunner
 from products.models import Product
 from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png, storage

@@ -18,7 +18,7 @@ from PIL import Image
 from pipeline.job_display import failure_advice, spin_document, stage_bars
 from pipeline.models import Job
 from pipeline.previews import build_site_frames
-from pipeline.services import job_frames_dir
+from pipeline.storage import job_frames_dir
 from products.models import Product
 from tests.site.jobs_fixtures import storage
 

@@ -26,17 +26,15 @@ from PIL import Image
 from pipeline.backends.local import LocalBackend
 from pipeline.cleanup import cleanup_workspaces
 from pipeline.models import Job
+from pipeline.selectors import read_manifest
 from pipeline.services import (
     JobOptions,
     cancel_job,
-    job_compare_dir,
-    job_frames_dir,
-    job_model_dir,
-    read_manifest,
     rerender_job,
     retry_job,
     start_job,
 )
+from pipeline.storage import job_compare_dir, job_frames_dir, job_model_dir
 from pipeline.tasks import run_job
 from products.models import Product
 from tests.conftest import ROOT, wait_for
@@ -207,9 +205,9 @@ def test_cancel_during_training_stops_the_engine_and_keeps_the_workspace(
         product, scene, posed_workspace, job_env, qcluster):
     add_photos_from(product, scene.images_dir)
     job = posed_job(product, posed_workspace, iterations=2000)
-    from pipeline.services import _enqueue
+    from pipeline.transitions import job_enqueue
 
-    _enqueue(job)
+    job_enqueue(job=job)
     handle = wait_for(lambda: training_handle(job), timeout=120, what="training to run")
     assert alive(handle["pid"])
     cancelled_at = time.monotonic()
@@ -236,9 +234,9 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
     first = start_cluster(job_env, tmp_path / "cluster1.log")
     second = None
     try:
-        from pipeline.services import _enqueue
+        from pipeline.transitions import job_enqueue
 
-        _enqueue(job)
+        job_enqueue(job=job)
         handle = wait_for(lambda: training_handle(job), timeout=120, what="training to run")
         os.killpg(first.pid, signal.SIGKILL)  # the worker dies; the engine lives on
         first.wait()

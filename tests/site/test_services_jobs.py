@@ -8,20 +8,18 @@ import pytest
 from django.utils import timezone
 
 from pipeline import costs
+from pipeline.errors import JobError
 from pipeline.models import Job
+from pipeline.selectors import job_file_url, read_manifest
 from pipeline.services import (
-    JobError,
     JobOptions,
     cancel_job,
     estimate_job,
-    job_file_url,
-    job_frames_dir,
-    job_model_dir,
-    read_manifest,
     rerender_job,
     retry_job,
     start_job,
 )
+from pipeline.storage import job_frames_dir, job_model_dir
 from pipeline.tasks import run_job
 from products.models import Product
 from tests.site.jobs_fixtures import (

@@ -17,8 +17,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from pipeline.engine.presets import PRESET_NAMES
+from pipeline.errors import JobError
 from pipeline.models import Job
-from pipeline.services import JobError, JobOptions, cancel_job, job_frames_dir, start_job
+from pipeline.services import JobOptions, cancel_job, start_job
+from pipeline.storage import job_frames_dir
 from pipeline.tasks import JobRunner
 from products.models import Product
 from products.services import add_photos
