@@ -12,8 +12,8 @@ def test_modal_app_and_costs_use_the_catalogue():
     assert tuple(modal_app.GPU_FALLBACK) == catalogue.GPU_FALLBACK
     assert modal_app.STAGE_FUNCTIONS == catalogue.STAGE_FUNCTIONS
     assert modal_app.VOLUME_NAME == catalogue.VOLUME_NAME
-    assert {g.name: g.price_per_hour
-                                         for g in catalogue.GPUS.values()} == costs.GPU_PRICES_PER_HOUR
+    prices = {g.name: g.price_per_hour for g in catalogue.GPUS.values()}
+    assert prices == costs.GPU_PRICES_PER_HOUR
     assert set(catalogue.STAGE_WEIGHTS) == set(catalogue.JOB_STAGES)
 
 
