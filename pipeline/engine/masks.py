@@ -216,12 +216,13 @@ def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],
     occupied = (seen > 0) & (votes >= HULL_AGREEMENT * seen)
     if not occupied.any():
         return masks, None
+    kept = grid[occupied]
     sure = grid[(seen > 0) & (votes >= HULL_FILL_AGREEMENT * seen)]
 
     refined = []
     voxel = step * 0.5
     for mask, c2w, camera in zip(masks, poses, cameras, strict=True):
-        hull = _splat(grid[occupied], voxel, c2w, camera, mask.shape)
+        hull = _splat(kept, voxel, c2w, camera, mask.shape)
         radius = max(2, round(0.01 * max(mask.shape)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         band = cv2.dilate(hull, kernel) > 0

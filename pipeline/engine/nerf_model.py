@@ -57,6 +57,8 @@ class HullCarvedField(NerfactoField):
         self.register_buffer("hull_corner", torch.tensor(corner, dtype=torch.float32))
         # All product until set_hull fills it: an unset hull carves nothing.
         self.register_buffer("hull", torch.ones(tuple(shape), dtype=torch.bool))
+        # Not saved: derived from the hull's shape, kept to spare a tensor per sample batch.
+        self.register_buffer("hull_size", torch.tensor(tuple(shape)), persistent=False)
 
     def set_hull(self, occupied: np.ndarray) -> None:
         self.hull.copy_(torch.from_numpy(np.ascontiguousarray(occupied, dtype=bool)))
@@ -64,9 +66,8 @@ class HullCarvedField(NerfactoField):
     def inside_hull(self, positions: torch.Tensor) -> torch.Tensor:
         """(…, 1) 1.0 where a position lies in an occupied voxel, else 0.0."""
         index = torch.floor((positions - self.hull_corner) / self.hull_step).long()
-        size = torch.tensor(self.hull.shape, device=positions.device)
-        inside = ((index >= 0) & (index < size)).all(dim=-1)
-        index = torch.minimum(index.clamp(min=0), size - 1)
+        inside = ((index >= 0) & (index < self.hull_size)).all(dim=-1)
+        index = torch.minimum(index.clamp(min=0), self.hull_size - 1)
         occupied = self.hull[index[..., 0], index[..., 1], index[..., 2]] & inside
         return occupied[..., None].to(positions.dtype)
 
