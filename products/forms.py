@@ -41,6 +41,7 @@ class PhotoUploadForm(forms.Form):
     files = forms.FileField(
         label="Photos or a .zip",
         widget=MultipleFileInput(attrs={
-            "accept": "image/jpeg,image/png,image/webp,.zip,application/zip",
+            "accept": "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif,"
+                      ".zip,application/zip",
         }),
     )

@@ -8,8 +8,9 @@ Limits come from settings (PHOTO_MAX_BYTES, PHOTO_MIN_SHORT_SIDE, PHOTO_MAX_PIXE
 PHOTOS_PER_PRODUCT_MAX, ZIP_MAX_BYTES, ZIP_MAX_ENTRIES, ZIP_MAX_UNCOMPRESSED_BYTES), read at
 call time so tests and deployments can change them.
 
-HEIC is not accepted: reading it needs pillow-heif, which this project does not install.
-Phones can export JPEG ("Most compatible" on iPhone), and the message says so.
+HEIC/HEIF (an iPhone's default) is read through pillow-heif and stored as JPEG, upright:
+neither COLMAP, nerfstudio nor most browsers read HEIC, and decoding it once here keeps
+every later reader on formats they know.
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+import pillow_heif
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+# Teaches Pillow to open HEIC/HEIF. pillow-heif applies the file's rotation (irot/imir, or
+# the EXIF orientation it was saved with) while decoding and resets the EXIF tag to 1.
+pillow_heif.register_heif_opener()
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+# Formats stored as they were uploaded (when upright); anything else is re-encoded to
+# STORED_AS's format once.
+KEPT_FORMATS = ("JPEG", "PNG", "WEBP")
+STORED_AS = {"HEIF": "JPEG"}
 # Phones write MPO (a JPEG with extra depth or preview pictures); its first picture is a JPEG.
 JPEG_LIKE = ("JPEG", "MPO")
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -157,6 +167,7 @@ def check_image(name: str, data: bytes) -> CheckedImage:
                            "Copy it from the camera or phone again.") from None
         fmt = "JPEG" if image.format in JPEG_LIKE else str(image.format)
         upright, stored = normalize(image, data, fmt)
+        fmt = STORED_AS.get(fmt, fmt)
     except BaseException:
         image.close()
         raise
@@ -186,9 +197,8 @@ def open_header(name: str, data: bytes) -> Image.Image:
                 None, int(pixels.group(1)) if pixels else None)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise Rejected(name, Rule.FORMAT,
-                           "is not a JPEG, PNG or WebP photo. HEIC is not supported: set the "
-                           "phone's camera to “Most compatible” or export the photos as "
-                           "JPEG.") from None
+                           "is not a JPEG, PNG, WebP or HEIC photo. Upload the photos as "
+                           "the camera saved them.") from None
 
 
 def too_many_pixels_reason(size: tuple[int, int] | None, pixels: int | None = None) -> str:
@@ -216,15 +226,17 @@ def check_pixels(name: str, width: int, height: int) -> None:
 def normalize(image: Image.Image, data: bytes, fmt: str) -> tuple[Image.Image, bytes]:
     """Return the upright picture and the bytes to store.
 
-    The upload is kept byte for byte unless its EXIF orientation is not "upright" or its
-    colour mode is one the engine does not read (CMYK, 16-bit, palette); then it is
-    re-encoded once, upright, with its colour profile and the rest of its EXIF.
+    The upload is kept byte for byte unless its EXIF orientation is not "upright", its
+    colour mode is one the engine does not read (CMYK, 16-bit, palette) or its format is
+    not one we keep (HEIC); then it is re-encoded once, upright, with its colour profile
+    and the rest of its EXIF.
     """
     orientation = image.getexif().get(ORIENTATION_TAG, 1)
-    if orientation in (1, None) and image.mode in STORED_MODES:
+    if orientation in (1, None) and image.mode in STORED_MODES and fmt in KEPT_FORMATS:
         return image, data
+    fmt = STORED_AS.get(fmt, fmt)
     upright = ImageOps.exif_transpose(image) or image
-    if upright.mode not in STORED_MODES:
+    if upright.mode not in STORED_MODES or (fmt == "JPEG" and upright.mode == "RGBA"):
         has_alpha = "A" in upright.getbands() or "transparency" in upright.info
         upright = upright.convert("RGBA" if has_alpha and fmt != "JPEG" else "RGB")
     out = io.BytesIO()

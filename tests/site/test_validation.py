@@ -169,7 +169,7 @@ def test_truncated_file(product, uploads_dir):
 
 def test_not_an_image(product, uploads_dir):
     assert_refused(product, uploads_dir, "notes.jpg", b"just some text, not a photo",
-                   "format", "not a JPEG, PNG or WebP photo", "HEIC is not supported")
+                   "format", "not a JPEG, PNG, WebP or HEIC photo")
 
 
 def test_gif_is_not_accepted(product, uploads_dir):

@@ -25,7 +25,7 @@ from pipeline.tasks import JobRunner
 from products.models import Product
 from products.services import add_photos
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".zip"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".zip"}
 
 
 class StageBars:
