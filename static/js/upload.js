@@ -1,11 +1,15 @@
-// Photo upload on the product page: drag and drop or the file picker, one request per
-// file so each gets its own result, with one progress bar over all bytes. Without this
-// script the form still posts and the server answers with messages.
+// Photo upload on the product page: drag and drop, the file picker or the phone's camera,
+// one request per file so each gets its own result, with one progress bar over all bytes.
+// A file whose request failed (connection lost, server error) keeps a Retry button that
+// sends it alone again; a photo the rules refused has none, since sending it again would
+// be refused again. Without this script the form still posts and the server answers with
+// messages.
 (function () {
   "use strict";
   const form = document.querySelector("[data-upload]");
   if (!form) return;
-  const input = form.querySelector('input[type="file"]');
+  const input = form.querySelector('input[type="file"]:not([data-camera])');
+  const camera = form.querySelector("input[data-camera]");
   const box = form.querySelector("[data-progress-box]");
   const bar = form.querySelector("[data-progress]");
   const barText = form.querySelector("[data-progress-text]");
@@ -32,6 +36,17 @@
     li.className = ok ? "ok" : "error";
     li.textContent = (ok ? "✓ " : "✗ ") + text;
     results.appendChild(li);
+    return li;
+  }
+
+  function offerRetry(li, file) {
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "link small";
+    retry.textContent = "Retry";
+    retry.setAttribute("aria-label", "Retry " + file.name);
+    retry.addEventListener("click", function () { upload([file], li); });
+    li.append(" ", retry);
   }
 
   function addThumbnail(name, photo) {
@@ -73,10 +88,12 @@
     });
   }
 
-  async function upload(files) {
+  // `retrying` is the result line of the one failed file being sent again: it is replaced
+  // by the new result, and the other lines stay.
+  async function upload(files, retrying) {
     if (busy || !files.length) return;
     busy = true;
-    results.innerHTML = "";
+    if (retrying) retrying.remove(); else results.innerHTML = "";
     box.hidden = false;
     const total = files.reduce(function (n, f) { return n + f.size; }, 0) || 1;
     let done = 0, accepted = 0, rejected = 0;
@@ -87,15 +104,16 @@
       });
       done += file.size;
       bar.value = done / total;
-      if (body.failed) { addResult(body.failed, false); rejected++; continue; }
+      if (body.failed) { offerRetry(addResult(body.failed, false), file); rejected++; continue; }
       for (const r of body.results) {
         addResult(r.message, r.accepted);
         if (r.accepted) { accepted++; addThumbnail(r.name, r.photo); } else { rejected++; }
       }
       showCount(body.photo_count);
     }
-    barText.textContent = "Done: " + accepted + " added, " + rejected + " refused.";
+    barText.textContent = "Done: " + accepted + " added, " + rejected + " not added.";
     input.value = "";
+    camera.value = "";
     busy = false;
   }
 
@@ -104,6 +122,7 @@
     upload(Array.from(input.files));
   });
   input.addEventListener("change", function () { upload(Array.from(input.files)); });
+  camera.addEventListener("change", function () { upload(Array.from(camera.files)); });
   ["dragenter", "dragover"].forEach(function (type) {
     form.addEventListener(type, function (e) { e.preventDefault(); form.classList.add("dragging"); });
   });
