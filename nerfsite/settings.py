@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,7 +108,6 @@ TEMPLATES = [
 # --- Data on disk -------------------------------------------------------------------
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
-MEDIA_URL = "/media/"
 UPLOAD_STORAGE_PATH = env_path("UPLOAD_STORAGE_PATH", MEDIA_ROOT / "uploads")
 FRAME_STORAGE_PATH = env_path("FRAME_STORAGE_PATH", MEDIA_ROOT / "frames")
 # Finished frames are public by their job's random id, so storefronts can embed spins. The
@@ -124,6 +126,48 @@ STORAGES = {
         if PRODUCTION
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
+}
+
+# --- Photos (private) and frames (public): the "photos" and "frames" storages ---------
+# On disk by default. A bucket name moves either one to S3-compatible storage (the `s3`
+# extra, django-storages); credentials come from boto3's usual places (AWS_ACCESS_KEY_ID
+# and AWS_SECRET_ACCESS_KEY, or the machine's role). The photos bucket stays private: the
+# site streams each photo to its owner (products.views). The frames bucket is public.
+S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "").strip()
+S3_REGION = os.environ.get("S3_REGION", "").strip()
+PHOTOS_S3_BUCKET = os.environ.get("PHOTOS_S3_BUCKET", "").strip()
+FRAMES_S3_BUCKET = os.environ.get("FRAMES_S3_BUCKET", "").strip()
+FRAMES_S3_CUSTOM_DOMAIN = os.environ.get("FRAMES_S3_CUSTOM_DOMAIN", "").strip()
+
+
+def s3_options(bucket: str, **options) -> dict:
+    return {
+        "bucket_name": bucket,
+        "endpoint_url": S3_ENDPOINT_URL or None,
+        "region_name": S3_REGION or None,
+        # Path-style URLs (endpoint/bucket/key) work on every S3-compatible server.
+        "addressing_style": "path" if S3_ENDPOINT_URL else None,
+        **options,
+    }
+
+
+STORAGES["photos"] = {
+    "BACKEND": "storages.backends.s3.S3Storage",
+    "OPTIONS": s3_options(PHOTOS_S3_BUCKET, file_overwrite=False),
+} if PHOTOS_S3_BUCKET else {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": UPLOAD_STORAGE_PATH},
+}
+STORAGES["frames"] = {
+    # Unsigned, lasting URLs: storefronts embed them.
+    "BACKEND": "pipeline.s3.FrameS3Storage",
+    "OPTIONS": s3_options(FRAMES_S3_BUCKET, querystring_auth=False,
+                          custom_domain=FRAMES_S3_CUSTOM_DOMAIN or None),
+} if FRAMES_S3_BUCKET else {
+    # A retried job publishes its frames again under the same names.
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": FRAME_STORAGE_PATH, "base_url": FRAME_URL,
+                "allow_overwrite": True},
 }
 
 # --- Database -----------------------------------------------------------------------
@@ -238,6 +282,42 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp), on every response ---------------------------
+def frame_origins() -> list[str]:
+    """Where frames load from when not from this site: the frames bucket or a CDN."""
+    if FRAMES_S3_BUCKET:
+        if FRAMES_S3_CUSTOM_DOMAIN:
+            return [f"https://{FRAMES_S3_CUSTOM_DOMAIN}"]
+        if S3_ENDPOINT_URL:
+            return [url_origin(S3_ENDPOINT_URL)]
+        regional = [f"https://{FRAMES_S3_BUCKET}.s3.{S3_REGION}.amazonaws.com"] if S3_REGION else []
+        return [f"https://{FRAMES_S3_BUCKET}.s3.amazonaws.com", *regional]
+    return [] if FRAME_URL.startswith("/") else [url_origin(FRAME_URL)]
+
+
+def url_origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# Scripts only from this site's files: no inline script, handler or eval. Inline styles
+# are allowed: the viewer injects its own stylesheet (one file to embed on a storefront)
+# and the admin uses style attributes; a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:", "blob:", *frame_origins()],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -3,12 +3,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from django.views.static import serve
 
 from pipeline.views import frame_file, generate, usage
 
 from .api import api
 from .health import healthz
+
+# Requests Django cannot read (too large, too many files, …): a 4xx that says why.
+handler400 = "nerfsite.client_errors.bad_request"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="products:list", permanent=False)),
@@ -26,13 +28,9 @@ urlpatterns = [
 ]
 
 if settings.FRAME_URL.startswith("/"):
-    # Finished frames, unless FRAME_URL points at a CDN or web server that serves them.
+    # Finished frames on this machine's disk, unless FRAME_URL points at a CDN or web
+    # server that serves them. Photos are private: only products.views.photo_file serves
+    # them, to their owner.
     urlpatterns += [
         path(f"{settings.FRAME_URL.strip('/')}/<path:path>", frame_file, name="frame_file"),
-    ]
-
-if settings.DEBUG:
-    # Uploaded photos and frames; in production a web server or object store serves them.
-    urlpatterns += [
-        path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
     ]

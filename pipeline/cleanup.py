@@ -3,7 +3,7 @@
 A workspace (images.zip, poses, dataset, model, frame zips) is only needed while its job
 runs or may be retried. After MODAL_VOLUME_CLEANUP_HOURS past a job's end it is deleted
 (or right after the frames are collected, with CLEANUP_AFTER_COLLECT). Collected frames
-(FRAME_STORAGE_PATH) and kept models (MODEL_STORAGE_PATH) are never touched here, nor the
+(the frames storage) and kept models (MODEL_STORAGE_PATH) are never touched here, nor the
 workspace of a queued or running job.
 """
 

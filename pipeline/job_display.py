@@ -115,16 +115,17 @@ def latest_messages(job: Job, limit: int = 5) -> list[str]:
     return lines[:limit]
 
 
-def spin_document(job: Job) -> dict[str, Any] | None:
+def spin_document(job: Job, absolute: Callable[[str], str] = str) -> dict[str, Any] | None:
     """The viewer's spin.json for a finished job, from its site manifest, or None.
 
-    Rows come out ordered by elevation, each row's frames by azimuth; URLs are absolute
-    paths, so the document works from any page, a storefront included.
+    Rows come out ordered by elevation, each row's frames by azimuth. `absolute` (the
+    request's build_absolute_uri) makes every URL a full one, so the document works on a
+    storefront's own domain; frames in a bucket have full URLs already.
     """
     manifest = selectors.read_manifest(job)
     if not manifest or not manifest.get("frames"):
         return None
-    urls = selectors.manifest_urls(job, manifest)
+    urls = selectors.manifest_urls(job, manifest, absolute)
     rows: dict[int, list[dict[str, Any]]] = {}
     for frame in urls.frames:
         rows.setdefault(int(frame.get("row", 0)), []).append(frame)

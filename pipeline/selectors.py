@@ -15,8 +15,9 @@ from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
+from nerfsite.files import frame_storage
 from pipeline.models import Job
-from pipeline.storage import frame_storage, job_frames_dir, job_frames_relpath, job_model_dir
+from pipeline.storage import MANIFEST, job_frames_relpath, job_model_dir
 
 CENT_HUNDREDTHS = Decimal("0.0001")
 
@@ -60,17 +61,17 @@ def model_is_kept(job: Job) -> bool:
 # --- results ----------------------------------------------------------------------------
 def job_file_url(job: Job, relpath: str) -> str:
     """URL of a file under the job's frames folder, e.g. "previews/frame_0000.webp"."""
-    return frame_storage().url(f"{job_frames_relpath(job)}/{relpath}")
+    return frame_storage.url(f"{job_frames_relpath(job)}/{relpath}")
 
 
 def read_manifest(job: Job) -> dict[str, Any] | None:
-    """The finished job's manifest (see pipeline.previews.write_site_manifest), or None.
+    """The job's published manifest (see pipeline.previews.build_site_frames), or None.
 
     Paths in it are relative to the job's frames folder; `manifest_urls` makes URLs.
     """
-    path = job_frames_dir(job) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        with frame_storage.open(f"{job_frames_relpath(job)}/{MANIFEST}", "rb") as fh:
+            return json.load(fh)
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 

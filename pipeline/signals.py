@@ -11,7 +11,7 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
 from pipeline.models import Job
-from pipeline.storage import job_frames_dir, job_model_dir
+from pipeline.storage import delete_job_frames, job_model_dir
 from products.models import Photo, Product
 from products.services import ProductError
 from products.signals import deletion_requested
@@ -42,7 +42,12 @@ def refuse_while_active(sender, *, product: Product, **kwargs: Any) -> None:
 def remove_job_files(sender, instance: Product, **kwargs: Any) -> None:
     """The product's jobs go with it (CASCADE); their frames and kept models go once the
     deletion commits."""
-    folders = [path for job in instance.jobs.all()
-               for path in (job_frames_dir(job), job_model_dir(job))]
-    if folders:
-        transaction.on_commit(lambda: [shutil.rmtree(f, ignore_errors=True) for f in folders])
+    jobs = list(instance.jobs.all())
+
+    def remove() -> None:
+        for job in jobs:
+            delete_job_frames(job)
+            shutil.rmtree(job_model_dir(job), ignore_errors=True)
+
+    if jobs:
+        transaction.on_commit(remove)

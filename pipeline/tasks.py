@@ -40,7 +40,7 @@ from pipeline.previews import FramesError, build_site_frames
 from pipeline.progress import doc_of_this_run, overall_fraction, progress_fields, seconds_left
 from pipeline.selectors import first_unfinished_stage, model_is_kept
 from pipeline.services import photos_check
-from pipeline.storage import job_compare_dir, job_frames_dir, job_model_dir
+from pipeline.storage import job_compare_dir, job_model_dir, publish_job_frames
 from products.selectors import product_usable_photos
 
 log = logging.getLogger(__name__)
@@ -208,10 +208,12 @@ class JobRunner:
         self._save(force=True, stage=Job.Stage.FINALIZE, stage_progress=0.0,
                    progress=self._overall("finalize", 0.0), message="Preparing the frames.",
                    finalize_started_at=started)
-        dest = job_frames_dir(self.job)
-        tmp = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+        # Previews and the sprite are made from local files, then published to the frames
+        # storage (maybe a bucket). Beside the workspaces: the disk sized for job data.
+        scratch_root = Path(settings.NERF_DATA_ROOT)
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="frames-", dir=scratch_root) as scratch:
+            tmp = Path(scratch)
             with self._beating():
                 self.backend.collect_frames(self.job_id, tmp / "batches")
             manifest = build_site_frames(
@@ -220,11 +222,8 @@ class JobRunner:
                     message="Making web previews."),
                 extra={"job": self.job_id, "product": self.job.product_id},
             )
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            with self._beating():
+                publish_job_frames(self.job, tmp)
         if not self.job.is_render_only and not model_is_kept(self.job):
             self._keep_model()
         comparison = self._keep_comparison()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.files.storage import FileSystemStorage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
@@ -17,11 +17,13 @@ from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
 from django.views.static import serve
 
+from nerfsite.files import frame_storage
 from products.selectors import product_get_visible, product_usable_photos
 
 from . import charts, comparison, job_display, selectors, services
 from .forms import FrameOptionsForm, GenerateForm
 from .models import Job
+from .storage import SHORT_CACHE, frame_cache_control
 
 
 class JobDetailView(LoginRequiredMixin, DetailView):
@@ -73,14 +75,17 @@ def embed_snippet(request: HttpRequest, spin_url: str) -> str:
 
 
 def frame_file(request: HttpRequest, path: str) -> HttpResponse:
-    """A finished job's frame, preview, sprite or zip batch (see pipeline.previews).
+    """A finished job's frame, preview, sprite or zip batch (see pipeline.previews), when
+    the frames storage is on this machine's disk; a bucket serves its own.
 
     Public like spin.json: the path holds the job's random UUID. Files never change once
-    written, so browsers and CDNs may keep them.
+    published, so browsers and CDNs may keep them for good (pipeline.storage).
     """
-    response = serve(request, path, document_root=settings.FRAME_STORAGE_PATH)
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Cache-Control"] = "public, max-age=86400"
+    if not isinstance(frame_storage, FileSystemStorage):
+        raise Http404("Frames are served from their bucket.")
+    response = serve(request, path, document_root=frame_storage.location)
+    response["Cache-Control"] = frame_cache_control(path)
+    public_to_any_origin(response)
     return response
 
 
@@ -105,13 +110,20 @@ def spin_json(request: HttpRequest, pk) -> JsonResponse:
     this URL, and the job's random UUID is the only key. Unfinished jobs give 404.
     """
     job = get_object_or_404(Job, pk=pk, status=Job.Status.SUCCEEDED)
-    spin = job_display.spin_document(job)
+    spin = job_display.spin_document(job, request.build_absolute_uri)
     if spin is None:
         raise Http404("This job's frames are not available.")
     response = JsonResponse(spin)
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Cache-Control"] = "public, max-age=300"
+    response["Cache-Control"] = SHORT_CACHE
+    public_to_any_origin(response)
     return response
+
+
+def public_to_any_origin(response: HttpResponse) -> None:
+    """Let a storefront on any origin read the response (CORS for spin.json's fetch) and
+    embed it (CORP, for shops that isolate their pages)."""
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
 
 
 def owned_job(request: HttpRequest, pk) -> Job:

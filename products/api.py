@@ -79,7 +79,7 @@ class PhotoOut(Schema):
 
     @staticmethod
     def resolve_url(photo: Photo) -> str:
-        return photo.image.url
+        return photo.image_url
 
 
 class FileResultOut(Schema):

@@ -6,17 +6,17 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import Storage
 from django.db import models
 from django.urls import reverse
 
+from nerfsite.files import photo_storage
 
-def upload_storage() -> FileSystemStorage:
-    """Photos live under UPLOAD_STORAGE_PATH, served at /media/uploads/."""
-    return FileSystemStorage(
-        location=settings.UPLOAD_STORAGE_PATH,
-        base_url=settings.MEDIA_URL + "uploads/",
-    )
+
+def private_photo_storage() -> Storage:
+    """The "photos" storage. Private: its files reach their owner only through
+    products.views.photo_file, never by a storage URL."""
+    return photo_storage
 
 
 def photo_upload_to(photo: Photo, filename: str) -> str:
@@ -41,7 +41,7 @@ class ProductQuerySet(models.QuerySet):
             extra.update(contribute())
         return self.select_related("owner").annotate(
             photo_count=models.Count("photos", distinct=True),
-            cover_image=models.Subquery(cover.values("image")[:1]),
+            cover_photo_id=models.Subquery(cover.values("pk")[:1]),
             **extra,
         )
 
@@ -78,16 +78,14 @@ class Product(models.Model):
     @property
     def cover_thumbnail_url(self) -> str | None:
         """From `with_summary()`'s annotation."""
-        from .services import photo_storage, thumbnail_name
-
-        name = getattr(self, "cover_image", None)
-        return photo_storage().url(thumbnail_name(name)) if name else None
+        photo_id = getattr(self, "cover_photo_id", None)
+        return reverse("products:photo_thumbnail", args=[photo_id]) if photo_id else None
 
 
 class Photo(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="photos")
     image = models.ImageField(
-        upload_to=photo_upload_to, storage=upload_storage, width_field="width",
+        upload_to=photo_upload_to, storage=private_photo_storage, width_field="width",
         height_field="height", max_length=255,
     )
     original_name = models.CharField(max_length=255)
@@ -108,8 +106,11 @@ class Photo(models.Model):
         return f"{self.original_name} ({self.width}×{self.height})"
 
     @property
+    def image_url(self) -> str:
+        """The photo as stored, for its owner and staff (products.views.photo_file)."""
+        return reverse("products:photo_image", args=[self.pk])
+
+    @property
     def thumbnail_url(self) -> str:
         """A small JPEG beside the photo, made when it was uploaded (products.services)."""
-        from .services import thumbnail_name
-
-        return self.image.storage.url(thumbnail_name(self.image.name))
+        return reverse("products:photo_thumbnail", args=[self.pk])

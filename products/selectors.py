@@ -25,6 +25,13 @@ def product_get_visible(*, user, pk: int, summary: bool = False) -> Product:
     return get_object_or_404(qs.with_summary() if summary else qs, pk=pk)
 
 
+def photo_get_visible(*, user, pk: int) -> Photo:
+    """A photo of the user's products (any for staff); 404 for everyone else, anonymous
+    visitors included: photos are the owner's private data."""
+    return get_object_or_404(Photo.objects.filter(product__in=Product.objects.visible_to(user)),
+                             pk=pk)
+
+
 def photo_get(*, product: Product, pk: int) -> Photo:
     return get_object_or_404(Photo, pk=pk, product=product)
 

@@ -11,4 +11,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.product_delete, name="delete"),
     path("<int:pk>/photos/", views.photos_upload, name="photos_upload"),
     path("<int:pk>/photos/<int:photo_pk>/delete/", views.photo_delete, name="photo_delete"),
+    path("photos/<int:pk>/", views.photo_file, {"kind": "image"}, name="photo_image"),
+    path("photos/<int:pk>/thumbnail/", views.photo_file, {"kind": "thumbnail"},
+         name="photo_thumbnail"),
 ]

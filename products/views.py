@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -21,6 +21,24 @@ from .validation import GUIDANCE, photo_advice
 
 def owned_product_or_404(request: HttpRequest, pk: int) -> Product:
     return selectors.product_get_visible(user=request.user, pk=pk)
+
+
+def photo_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
+    """A photo ("image") or its thumbnail, for the product's owner and staff; 404 for
+    anyone else. The only way photos leave their storage: on S3 too the bucket stays
+    private and the file is streamed from here, so every request is checked (a presigned
+    redirect would be a bearer link anyone could reuse until it expires) and pages need
+    no other origin in their Content-Security-Policy."""
+    photo = selectors.photo_get_visible(user=request.user, pk=pk)
+    name = photo.image.name if kind == "image" else services.thumbnail_name(photo.image.name)
+    try:
+        handle = photo.image.storage.open(name, "rb")
+    except FileNotFoundError:
+        raise Http404("This photo's file is gone.") from None
+    response = FileResponse(handle)
+    # Stored names never change content; the browser alone may keep it (it is private).
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 class ProductListView(LoginRequiredMixin, ListView):

@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             name='Photo',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.ImageField(height_field='height', max_length=255, storage=products.models.upload_storage, upload_to=products.models.photo_upload_to, width_field='width')),
+                ('image', models.ImageField(height_field='height', max_length=255, storage=products.models.private_photo_storage, upload_to=products.models.photo_upload_to, width_field='width')),
                 ('original_name', models.CharField(max_length=255)),
                 ('width', models.PositiveIntegerField()),
                 ('height', models.PositiveIntegerField()),

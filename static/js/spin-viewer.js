@@ -353,8 +353,23 @@
       root.textContent = "The 360° view could not be loaded.";
       return null;
     }
-    root.spinViewer = new SpinViewer(root, await response.json());
+    root.spinViewer = new SpinViewer(root, resolveUrls(await response.json(), response.url));
     return root.spinViewer;
+  }
+
+  // URLs in spin.json are relative to spin.json itself, not to the page that embeds it
+  // (a storefront on another domain); the site sends full URLs, this keeps others working.
+  function resolveUrls(spin, base) {
+    const full = (url) => (url ? new URL(url, base).href : url);
+    for (const row of spin.rows) {
+      for (const frame of row.frames) {
+        frame.preview = full(frame.preview);
+        frame.full = full(frame.full);
+      }
+    }
+    if (spin.sprite) spin.sprite.url = full(spin.sprite.url);
+    spin.downloads = (spin.downloads || []).map(full);
+    return spin;
   }
 
   function initAll() {

@@ -20,10 +20,9 @@ from pipeline import costs
 from pipeline.backends import get_backend
 from pipeline.models import Job
 from pipeline.services import JobOptions, start_job
-from pipeline.storage import job_frames_dir
 from pipeline.tasks import run_job
 from products.models import Product
-from tests.site.jobs_fixtures import add_photos_from, delete_photo_files, storage
+from tests.site.jobs_fixtures import add_photos_from, delete_photo_files, frames_dir, storage
 from tests.synthetic_scene import make_scene
 
 __all__ = ["storage"]
@@ -61,7 +60,7 @@ def test_modal_live_test_preset_job_end_to_end(settings, storage, tmp_path,
         assert run_job(str(job.pk), job.attempts) == Job.Status.SUCCEEDED, \
             Job.objects.get(pk=job.pk).error
         job.refresh_from_db()
-        manifest = json.loads((job_frames_dir(job) / "manifest.json").read_text())
+        manifest = json.loads((frames_dir(job) / "manifest.json").read_text())
         assert manifest["count"] == 12 and manifest["width"] == 128
         assert job.gpu_seconds > 0 and job.actual_cost > 0
         assert [entry["outcome"] for entry in job.stage_log] == ["succeeded"] * 3

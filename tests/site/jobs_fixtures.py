@@ -11,7 +11,10 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from products.models import Photo, Product, upload_storage
+from nerfsite.files import frame_storage, photo_storage
+from pipeline.models import Job
+from pipeline.storage import job_frames_relpath
+from products.models import Photo, Product
 
 STORAGE_SETTINGS = ("NERF_DATA_ROOT", "FRAME_STORAGE_PATH", "MODEL_STORAGE_PATH")
 
@@ -26,7 +29,21 @@ def storage(settings, tmp_path) -> dict[str, str]:
         path.mkdir()
         setattr(settings, name, path)
         env[name] = str(path)
+    frames_on_disk(settings, Path(env["FRAME_STORAGE_PATH"]))
     return env
+
+
+def frames_on_disk(settings, location: Path) -> None:
+    """The "frames" storage in `location`, served by the site at FRAME_URL."""
+    settings.STORAGES = {**settings.STORAGES, "frames": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": location, "base_url": settings.FRAME_URL,
+                    "allow_overwrite": True}}}
+
+
+def frames_dir(job: Job) -> Path:
+    """The job's published frames folder, with the frames storage on disk."""
+    return Path(frame_storage.path(job_frames_relpath(job)))
 
 
 def add_photo(product: Product, data: bytes, name: str, position: int) -> Photo:
@@ -34,8 +51,7 @@ def add_photo(product: Product, data: bytes, name: str, position: int) -> Photo:
 
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
-    storage = upload_storage()
-    stored = storage.save(f"products/{product.pk}/{uuid.uuid4().hex}.png", ContentFile(data))
+    stored = photo_storage.save(f"products/{product.pk}/{uuid.uuid4().hex}.png", ContentFile(data))
     return Photo.objects.create(
         product=product, image=stored, original_name=name, byte_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(), position=position, width=width,

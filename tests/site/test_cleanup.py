@@ -10,9 +10,9 @@ from django.utils import timezone
 from pipeline.backends.local import LocalBackend
 from pipeline.cleanup import cleanup_workspaces
 from pipeline.models import Job
-from pipeline.storage import job_frames_dir, job_model_dir
+from pipeline.storage import job_model_dir
 from products.models import Product
-from tests.site.jobs_fixtures import storage
+from tests.site.jobs_fixtures import frames_dir, storage
 
 pytestmark = pytest.mark.django_db
 __all__ = ["storage"]
@@ -27,7 +27,7 @@ def test_cleanup_removes_only_old_finished_workspaces(django_user_model, storage
     def job(name: str, status: str, finished) -> Job:
         product = Product.objects.create(owner=owner, name=name, sku=name)
         job = Job.objects.create(product=product, status=status, finished_at=finished)
-        for folder in (backend.workspace(str(job.pk)) / "model", job_frames_dir(job),
+        for folder in (backend.workspace(str(job.pk)) / "model", frames_dir(job),
                        job_model_dir(job)):
             folder.mkdir(parents=True)
             (folder / "file").write_text(name)
@@ -52,5 +52,5 @@ def test_cleanup_removes_only_old_finished_workspaces(django_user_model, storage
         assert backend.workspace_exists(str(j.pk))
     assert stranger.exists()
     for j in Job.objects.all():  # collected frames and kept models are never touched
-        assert (job_frames_dir(j) / "file").exists() and (job_model_dir(j) / "file").exists()
+        assert (frames_dir(j) / "file").exists() and (job_model_dir(j) / "file").exists()
     assert cleanup_workspaces() == []

@@ -21,10 +21,16 @@ from pipeline.backends.local import LocalBackend
 from pipeline.comparison import image_path, keep_comparison
 from pipeline.engine.compare import summary
 from pipeline.models import Job
-from pipeline.storage import job_compare_dir, job_frames_dir
+from pipeline.storage import job_compare_dir
 from pipeline.tasks import JobRunner
 from products.models import Product
-from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png, storage
+from tests.site.jobs_fixtures import (
+    add_photo,
+    delete_photo_files,
+    frames_dir,
+    noise_png,
+    storage,
+)
 from tests.site.test_job_page import finished_frames
 
 __all__ = ["storage"]
@@ -175,7 +181,7 @@ def test_jobs_without_a_comparison_show_none(client, owner, product):
     client.force_login(owner)
     assert "How faithful" not in client.get(job.get_absolute_url()).content.decode()
     assert api_client(owner).get(f"/api/jobs/{job.pk}").json()["comparison"] is None
-    assert job_frames_dir(job).is_dir()
+    assert frames_dir(job).is_dir()
 
 
 def test_a_damaged_or_unsafe_comparison_is_not_kept(tmp_path):

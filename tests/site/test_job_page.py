@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +19,9 @@ from PIL import Image
 from pipeline.job_display import failure_advice, spin_document, stage_bars
 from pipeline.models import Job
 from pipeline.previews import build_site_frames
-from pipeline.storage import job_frames_dir
+from pipeline.storage import publish_job_frames
 from products.models import Product
-from tests.site.jobs_fixtures import storage
+from tests.site.jobs_fixtures import frames_dir, storage
 
 __all__ = ["storage"]
 pytestmark = pytest.mark.django_db
@@ -43,8 +44,14 @@ def signed_in(client, owner):
 
 
 def finished_frames(job: Job, *, rows: int = 2, per_row: int = 6, size: int = 32) -> None:
-    """The engine's output for `job` (batches + manifest), turned into the site's frames."""
-    root = job_frames_dir(job)
+    """The engine's output for `job` (batches + manifest), turned into the site's frames
+    and published to the frames storage, as the worker does."""
+    with tempfile.TemporaryDirectory() as scratch:
+        build_engine_frames(Path(scratch), rows=rows, per_row=per_row, size=size)
+        publish_job_frames(job, Path(scratch))
+
+
+def build_engine_frames(root: Path, *, rows: int, per_row: int, size: int) -> None:
     (root / "batches").mkdir(parents=True)
     frames = []
     with zipfile.ZipFile(root / "batches" / "batch_00.zip", "w") as archive:
@@ -180,7 +187,7 @@ class TestSpinDocument:
         assert first["full"].startswith(f"/frames/{product.pk}/{job.pk}/frames/")
         sprite = spin["sprite"]
         assert sprite["count"] == 6 and sprite["row"] == 1
-        with Image.open(job_frames_dir(job) / "sprite.webp") as sheet:
+        with Image.open(frames_dir(job) / "sprite.webp") as sheet:
             assert sheet.width >= sprite["columns"] * sprite["tile_width"]
 
     def test_spin_json_is_public_for_finished_jobs_only(self, client, product, storage):

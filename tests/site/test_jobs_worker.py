@@ -34,7 +34,7 @@ from pipeline.services import (
     retry_job,
     start_job,
 )
-from pipeline.storage import job_compare_dir, job_frames_dir, job_model_dir
+from pipeline.storage import job_compare_dir, job_model_dir
 from pipeline.tasks import run_job
 from products.models import Product
 from tests.conftest import ROOT, wait_for
@@ -42,6 +42,7 @@ from tests.site.jobs_fixtures import (
     add_photo,
     add_photos_from,
     delete_photo_files,
+    frames_dir,
     noise_png,
     storage,
 )
@@ -173,7 +174,7 @@ def test_failed_job_shows_the_engines_message_then_retry_runs_to_the_end(
     assert job.actual_cost == 0 and job.backend_state == {}
 
     manifest = read_manifest(job)
-    root = job_frames_dir(job)
+    root = frames_dir(job)
     assert manifest["count"] == 4 and len(manifest["frames"]) == 4
     for frame in manifest["frames"]:
         with Image.open(root / frame["png"]) as png:

@@ -19,13 +19,14 @@ from pipeline.services import (
     retry_job,
     start_job,
 )
-from pipeline.storage import job_frames_dir, job_model_dir
+from pipeline.storage import job_model_dir
 from pipeline.tasks import run_job
 from products.models import Product
 from tests.site.jobs_fixtures import (
     add_photo,
     delete_photo_files,
     drain_queue,
+    frames_dir,
     noise_png,
     storage,
 )
@@ -206,7 +207,7 @@ class TestRerender:
 
 def test_result_locations(photographed, storage, settings):
     job = Job.objects.create(product=photographed)
-    assert job_frames_dir(job) == settings.FRAME_STORAGE_PATH / str(photographed.pk) / str(
+    assert frames_dir(job) == settings.FRAME_STORAGE_PATH / str(photographed.pk) / str(
         job.pk)
     assert job_file_url(job, "sprite.webp") == (
         f"/frames/{photographed.pk}/{job.pk}/sprite.webp")

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from products import services
-from products.models import Photo, Product, upload_storage
+from products.models import Photo, Product
 
 pytestmark = pytest.mark.django_db
 
@@ -65,11 +65,12 @@ def png_header_only(width: int, height: int) -> bytes:
 
 # --- Fixtures --------------------------------------------------------------------------
 @pytest.fixture
-def uploads_dir(settings, tmp_path, monkeypatch) -> Path:
-    """Photos go to a fresh folder (the field's storage is made once, at import)."""
-    settings.UPLOAD_STORAGE_PATH = tmp_path / "uploads"
-    monkeypatch.setattr(Photo._meta.get_field("image"), "storage", upload_storage())
-    return settings.UPLOAD_STORAGE_PATH
+def uploads_dir(settings, tmp_path) -> Path:
+    """Photos go to a fresh folder."""
+    settings.STORAGES = {**settings.STORAGES, "photos": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": tmp_path / "uploads"}}}
+    return tmp_path / "uploads"
 
 
 @pytest.fixture
