@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .compare import compare_views, pick_views
+from .mask_review import review_masks
 from .dataset import Intrinsics
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
@@ -211,6 +212,7 @@ def render(
                                 f"compared photo {n}/{len(views)} with its render")
 
         comparison = compare_views(ws, views, render_camera, on_view=compared)
+        review_masks(ws)
 
     manifest = {
         "count": len(path), "frames_per_row": frames, "rows": rows, "width": size,
