@@ -104,8 +104,20 @@ class ComparedViewOut(Schema):
                                         "same authentication.")
 
 
+class MaskOut(Schema):
+    photo: str = Field(description="The photo's name as uploaded.")
+    coverage: float = Field(description="Share of the photo the mask calls product, 0–1.")
+    flag: Literal[comparison.MASK_FLAGS] | None = Field(
+        description="too_little: part of the product may be lost; too_much or edge: the "
+                    "table or backdrop may have been kept; null: looks right.")
+    advice: str = Field(description="What the flag means and what to do, for people.")
+    overlay_url: str = Field(description="The photo with what the mask left out dimmed "
+                                         "(JPEG); same authentication as this API.")
+
+
 class ComparisonOut(Schema):
-    """A few photos beside renders from their own cameras, and one verdict."""
+    """A few photos beside renders from their own cameras, one verdict, and what each
+    trained photo's mask kept."""
 
     verdict: Literal[comparison.VERDICTS]
     verdict_text: str = Field(description="The verdict in plain words, for people.")
@@ -113,6 +125,7 @@ class ComparisonOut(Schema):
     ssim: float
     alpha_iou: float
     views: list[ComparedViewOut]
+    masks: list[MaskOut] = Field(default_factory=list)
 
 
 class JobOut(Schema):
@@ -161,8 +174,10 @@ class JobOut(Schema):
         original = job_display.original_photo_name(job)
 
         def url(n: int, kind: str) -> str:
-            path = reverse("api:job_compare_image",
-                           kwargs={"job_id": job.pk, "number": n, "kind": kind})
+            path = (reverse("api:job_mask_image", kwargs={"job_id": job.pk, "number": n})
+                    if kind == comparison.MASK_KIND else
+                    reverse("api:job_compare_image",
+                            kwargs={"job_id": job.pk, "number": n, "kind": kind}))
             return request.build_absolute_uri(path) if request is not None else path
 
         return {"verdict": doc["verdict"], "verdict_text": doc.get("verdict_text", ""),
@@ -170,7 +185,11 @@ class JobOut(Schema):
                 "views": [{"photo": original(view["photo"]), "psnr": view["psnr"],
                            "ssim": view["ssim"], "alpha_iou": view["alpha_iou"],
                            "photo_url": url(n, "photo"), "render_url": url(n, "render")}
-                          for n, view in enumerate(doc["views"], start=1)]}
+                          for n, view in enumerate(doc["views"], start=1)],
+                "masks": [{"photo": original(mask["photo"]), "coverage": mask["coverage"],
+                           "flag": mask["flag"], "advice": mask["advice"],
+                           "overlay_url": url(n, comparison.MASK_KIND)}
+                          for n, mask in enumerate(doc.get("masks") or [], start=1)]}
 
     @staticmethod
     def resolve_page_url(job: Job) -> str:
@@ -333,6 +352,18 @@ def compare_image(request: HttpRequest, job_id: JobId,
     """View `number` (from 1) of the job's `comparison`: the photo's product over white, or
     the spin from the photo's camera. Private like the photos: only for the job's owner."""
     return comparison.image_response(owned_job(request, job_id), number, kind)
+
+
+@jobs_router.get("/{job_id}/masks/{number}", response=responses(), url_name="job_mask_image",
+                 summary="A trained photo with its mask shown",
+                 openapi_extra={"responses": {"200": {
+                     "description": "The photo, what its mask left out dimmed (JPEG).",
+                     "content": {"image/jpeg": IMAGE_TYPES["image/jpeg"]}}}})
+def mask_image(request: HttpRequest, job_id: JobId, number: Annotated[int, Path(ge=1)]):
+    """Mask `number` (from 1) of the job's `comparison.masks`, over its photo. Private like
+    the photos: only for the job's owner."""
+    return comparison.image_response(owned_job(request, job_id), number,
+                                     comparison.MASK_KIND)
 
 
 # --- Stage-level endpoints ----------------------------------------------------------

@@ -5,6 +5,10 @@ The render stage makes it in the workspace (pipeline.engine.compare); finalize b
 into the job's private folder (pipeline.storage.job_compare_dir) and stores what `keep_comparison`
 reads from it on Job.comparison. Its images are cut-outs of the owner's photos, so only
 the job's owner gets them (pipeline.views.compare_image and the API), never FRAME_URL.
+
+Beside it, the masks' review (pipeline.engine.mask_review): an overlay of each trained
+photo's mask, flagged where it covers too little or too much, kept as
+Job.comparison["masks"] and served the same way.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from .storage import job_compare_dir
 
 VERDICTS = ("faithful", "fair", "poor")
 IMAGE_KINDS = ("photo", "render")
+MASK_KIND = "mask"
 METRICS = ("psnr", "ssim", "alpha_iou")
 MAX_VIEWS = 10
+MASKS_JSON = "masks.json"
+MASK_FLAGS = ("too_little", "too_much", "edge")
 
 
 def keep_comparison(doc_path: Path) -> dict[str, Any]:
@@ -54,7 +61,40 @@ def keep_comparison(doc_path: Path) -> dict[str, Any]:
     return {"verdict": doc["verdict"], "verdict_text": str(doc.get("verdict_text", ""))[:300],
             "mean": {key: round(sum(v[key] for v in views) / len(views), 3)
                      for key in METRICS},
-            "thresholds": thresholds, "views": views}
+            "thresholds": thresholds, "views": views, "masks": _keep_masks(folder)}
+
+
+def _keep_masks(folder: Path) -> list[dict[str, Any]]:
+    """The masks' review from masks.json in `folder`: each mask whose overlay is there."""
+    try:
+        doc = json.loads((folder / MASKS_JSON).read_text())
+        entries = doc["masks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    kept = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            item = {"photo": str(entry.get("photo", ""))[:200], "file": _bare(entry["file"]),
+                    "coverage": _number(entry["coverage"]), "edge": _number(entry["edge"]),
+                    "flag": entry.get("flag") if entry.get("flag") in MASK_FLAGS else None,
+                    "advice": str(entry.get("advice") or "")[:300]}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if (folder / item["file"]).is_file():
+            kept.append(item)
+    return kept
+
+
+def mask_path(job: Job, number: int) -> Path | None:
+    """The overlay of mask `number` (from 1) of the job's review; None when there is none."""
+    masks = (job.comparison or {}).get("masks") or []
+    if not 1 <= number <= len(masks):
+        return None
+    try:
+        path = job_compare_dir(job) / _bare(masks[number - 1]["file"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return path if path.is_file() else None
 
 
 def image_path(job: Job, number: int, kind: str) -> Path | None:
@@ -87,8 +127,9 @@ def _number(value: Any) -> float:
 
 
 def image_response(job: Job, number: int, kind: str) -> FileResponse:
-    """The comparison image as a private, cacheable response; 404 when there is none."""
-    path = image_path(job, number, kind)
+    """The comparison image (kind "photo" or "render"), or mask `number`'s overlay (kind
+    "mask"), as a private, cacheable response; 404 when there is none."""
+    path = mask_path(job, number) if kind == MASK_KIND else image_path(job, number, kind)
     if path is None:
         raise Http404("No such comparison image.")
     response = FileResponse(path.open("rb"))

@@ -189,6 +189,31 @@ def comparison_views(job: Job) -> list[ComparedView]:
         for n, view in enumerate(comparison.get("views") or [], start=1)]
 
 
+@dataclass(frozen=True)
+class MaskView:
+    number: int
+    photo: str
+    """The name the photo was uploaded with."""
+    overlay_url: str
+    coverage_percent: int
+    flag: str | None
+    advice: str
+
+
+def mask_views(job: Job) -> list[MaskView]:
+    """Each trained photo's mask over the photo, flagged ones first, for the product page;
+    the images come from the owner-only view."""
+    from django.urls import reverse
+
+    original = _original_names(job.product)
+    views = [MaskView(n, original(mask.get("photo", "")),
+                      reverse("pipeline:compare_image", args=[job.pk, n, "mask"]),
+                      round(100 * mask.get("coverage", 0)), mask.get("flag"),
+                      mask.get("advice", ""))
+             for n, mask in enumerate((job.comparison or {}).get("masks") or [], start=1)]
+    return sorted(views, key=lambda v: (v.flag is None, v.number))
+
+
 def score_in_words(key: str, value: float, thresholds: dict[str, dict[str, float]]
                    ) -> tuple[str, str]:
     label, words, number = METRIC_WORDS[key]
@@ -207,13 +232,13 @@ def original_photo_name(job: Job) -> Callable[[str], str]:
 
 def product_showcase(product) -> dict[str, Any]:
     """For the product page: where the photos were taken (from the newest job whose pose
-    stage ran, failed or not) and the newest finished spin."""
+    stage ran, failed or not), the newest finished spin and its masks."""
     from django.urls import reverse
 
     from . import charts
 
     context: dict[str, Any] = {"camera_plot": None, "poses": None, "spin_job": None,
-                               "spin_url": None}
+                               "spin_url": None, "masks": []}
     for job in product.jobs.order_by("-created_at")[:20]:
         cameras = (job.metrics or {}).get("colmap", {}).get("cameras")
         if context["poses"] is None and cameras:
@@ -228,6 +253,7 @@ def product_showcase(product) -> dict[str, Any]:
                 and selectors.read_manifest(job):
             context["spin_job"] = job
             context["spin_url"] = reverse("pipeline:spin", args=[job.pk])
+            context["masks"] = mask_views(job)
     return context
 
 

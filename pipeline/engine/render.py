@@ -27,10 +27,10 @@ import numpy as np
 from PIL import Image
 
 from .compare import compare_views, pick_views
-from .mask_review import review_masks
 from .dataset import Intrinsics
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
+from .mask_review import review_masks
 from .masks import ProductBox
 from .orbit import framing, orbit
 from .presets import DEFAULT_PRESET, get_preset

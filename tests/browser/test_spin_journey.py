@@ -177,3 +177,9 @@ def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifa
     assert page.locator("svg.camera-plot").count() == 1
     assert re.search(r"\d+ of 14 photos placed", page.locator("[data-poses-summary]").inner_text())
     page.screenshot(path=str(artifacts / "product-page.png"), full_page=True)
+    # …and what the masks kept of each photo the spin learned from.
+    masks = page.locator("[data-masks]")
+    assert masks.locator("[data-mask]").count() >= 8
+    page.wait_for_function("() => [...document.querySelectorAll('[data-masks] img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)")
+    masks.screenshot(path=str(artifacts / "product-masks.png"))
