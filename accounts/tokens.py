@@ -6,6 +6,7 @@ import secrets
 from datetime import timedelta
 
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .models import ApiToken, token_digest
 
@@ -28,6 +29,7 @@ def revoke_token(row: ApiToken) -> None:
         row.save(update_fields=["revoked_at"])
 
 
+@sensitive_variables("token")
 def user_for_token(token: str):
     """The active user a token belongs to, or None (unknown, revoked, inactive user)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -29,3 +30,16 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     revoke_token(token)
     messages.success(request, f"Revoked “{token.name}”; calls with it now answer 401.")
     return redirect("accounts:tokens")
+
+
+def locked_out(request: HttpRequest, original_response: HttpResponse | None = None,
+               credentials: dict | None = None) -> HttpResponse:
+    """django-axes' answer to a sign-in (the site's or the admin's) past the failure limit:
+    a page that says why and for how long, with 429 and Retry-After."""
+    cooloff = settings.AXES_COOLOFF_TIME
+    minutes = max(1, round(cooloff.total_seconds() / 60))
+    response = render(request, "registration/locked_out.html",
+                      {"minutes": minutes, "failure_limit": settings.AXES_FAILURE_LIMIT},
+                      status=429)
+    response["Retry-After"] = str(int(cooloff.total_seconds()))
+    return response

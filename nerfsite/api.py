@@ -10,10 +10,17 @@ import logging
 
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from accounts.auth import api_auth
+from nerfsite import client_errors
 from nerfsite.api_common import Error, error_response
+from nerfsite.throttles import (
+    AddressThrottle,
+    FailedAuthThrottle,
+    TokenThrottle,
+    throttled_response,
+)
 from pipeline.errors import JobError
 from products.services import ProductError
 
@@ -30,7 +37,10 @@ api = NinjaAPI(
     ),
     urls_namespace="api",
     auth=api_auth,
+    # Run after auth: per calling address, and per token (or signed-in user).
+    throttle=[AddressThrottle(), TokenThrottle()],
 )
+failed_auth = FailedAuthThrottle()
 
 
 @api.get("/health", tags=["meta"], summary="The API answers", auth=None,
@@ -63,6 +73,9 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    # Every refused call counts against its address; past the limit, guessing answers 429.
+    if not failed_auth.allow_request(request):
+        return on_throttled(request, Throttled(wait=failed_auth.wait()))
     detail = exc.message if exc.message != "Unauthorized" else (
         "Sign in, or send an API token as `Authorization: Bearer <token>`.")
     return error_response(401, "unauthorized", detail)
@@ -72,6 +85,19 @@ def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRe
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, CODES.get(exc.status_code, "error"), exc.message,
                           getattr(exc, "errors", None))
+
+
+@api.exception_handler(Throttled)
+def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    return throttled_response(exc)
+
+
+def on_unreadable_request(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(*client_errors.describe(exc))
+
+
+for unreadable in client_errors.CLIENT_ERRORS:
+    api.add_exception_handler(unreadable, on_unreadable_request)
 
 
 @api.exception_handler(JobError)

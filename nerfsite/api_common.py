@@ -32,14 +32,17 @@ class Error(Schema):
     """Every error answer, whatever its status."""
 
     code: str = Field(description="Stable and machine-readable: not_found, unauthorized, "
-                                  "invalid_request, job_refused, conflict, server_error, …")
+                                  "invalid_request, job_refused, conflict, too_large, "
+                                  "throttled, server_error, …")
     detail: str = Field(description="What went wrong and what to do, for people.")
     errors: list[FieldError] = Field(default_factory=list,
                                      description="Per-field problems of a 422 answer.")
 
 
-# Added to every operation's documented responses.
-ERRORS: dict[int, type[Schema]] = {401: Error, 403: Error, 404: Error, 422: Error, 500: Error}
+# Added to every operation's documented responses: any call may be refused for its
+# credentials, its size (413) or its rate (429, with Retry-After).
+ERRORS: dict[int, type[Schema]] = {401: Error, 403: Error, 404: Error, 413: Error,
+                                   422: Error, 429: Error, 500: Error}
 
 
 def responses(ok: dict[int, Any] | None = None, *extra: int) -> dict[int, Any]:

@@ -7,6 +7,7 @@ backend and data under var/. See README.md for the variables.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "products",
     "pipeline",
     "accounts",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "nerfsite.urls"
@@ -265,6 +269,31 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "products:list"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out sign-in before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Abuse limits (nerfsite/throttles.py; README "Limits") ---------------------------
+# Proxies in front of the site that append the caller to X-Forwarded-For; 0 means the
+# caller is REMOTE_ADDR and the header, which anyone can forge, is ignored.
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+NINJA_NUM_PROXIES = NUM_PROXIES
+# Failed sign-ins (the login page and the admin's), counted by django-axes per username
+# and per address apart: either one past the limit is locked out for the cool-off.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"  # a page saying why and for how long
+AXES_CLIENT_IP_CALLABLE = "nerfsite.throttles.client_address"
+# Rates are "N/period" (s, min, h, d; "20/10min"); empty turns that limit off.
+API_RATE_PER_TOKEN = os.environ.get("API_RATE_PER_TOKEN", "600/min")
+API_RATE_PER_ADDRESS = os.environ.get("API_RATE_PER_ADDRESS", "1200/min")
+API_AUTH_FAILURES_PER_ADDRESS = os.environ.get("API_AUTH_FAILURES_PER_ADDRESS", "20/10min")
+# Files (photos or .zips) one user may upload per hour, on the pages and the API together.
+UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 1000)  # 0 turns the limit off
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -334,6 +363,8 @@ ZIP_MAX_UNCOMPRESSED_BYTES = env_int("ZIP_MAX_UNCOMPRESSED_BYTES", 3 * 1024**3)
 DATA_UPLOAD_MAX_NUMBER_FILES = PHOTOS_PER_PRODUCT_MAX
 
 # --- Logging: one structured line per record on the console -------------------------
+# Error reports hide cookies, sessions, CSRF tokens and credential-named variables too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "nerfsite.logging.SafeReporterFilter"
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -341,8 +372,11 @@ LOGGING = {
     "formatters": {
         "structured": {"()": "nerfsite.logging.KeyValueFormatter"},
     },
+    # No credential in the log, whoever wrote the record (nerfsite.logging.RedactSecrets).
+    "filters": {"redact": {"()": "nerfsite.logging.RedactSecrets"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+        "console": {"class": "logging.StreamHandler", "formatter": "structured",
+                    "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

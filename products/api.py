@@ -10,6 +10,7 @@ from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from nerfsite.api_common import ObjectId, Pages, responses, text
+from nerfsite.throttles import UploadThrottle
 
 from . import selectors, services
 from .forms import ProductForm
@@ -174,6 +175,7 @@ def upload_photos(request: HttpRequest, product_id: ObjectId,
     damaged; not already on the product; at most 300 photos per product. A .zip holds only
     photos, no folders outside itself, no archives inside."""
     product = owned_product(request, product_id)
+    UploadThrottle().take(request, len(files))  # 429 past UPLOADS_PER_HOUR
     results = services.add_photos(product, files)
     accepted = sum(r.accepted for r in results)
     return {"accepted": accepted, "rejected": len(results) - accepted,

@@ -3,6 +3,7 @@ anyone else's product answers 404."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -12,6 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
+from ninja.errors import Throttled
+
+from nerfsite.throttles import UploadThrottle, throttled_response
 
 from . import selectors, services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
@@ -120,7 +124,17 @@ def photos_upload(request: HttpRequest, pk: int) -> HttpResponse:
     shows the JSON answer beside it; without the script, the form posts here and the
     results come back as messages."""
     product = owned_product_or_404(request, pk)
-    results = services.add_photos(product, request.FILES.getlist("files"))
+    uploads = request.FILES.getlist("files")
+    try:
+        UploadThrottle().take(request, len(uploads))
+    except Throttled as exc:
+        if wants_json(request):
+            return throttled_response(exc)
+        messages.error(request, f"You have uploaded {settings.UPLOADS_PER_HOUR} files in the "
+                                f"last hour, the most allowed; try again in "
+                                f"{max(1, round(exc.wait / 60))} minutes.")
+        return redirect(product)
+    results = services.add_photos(product, uploads)
     if wants_json(request):
         return JsonResponse({
             "photo_count": product.photos.count(),
