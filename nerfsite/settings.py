@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -68,6 +67,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Its API docs then load Swagger UI from this site's static files, not a CDN with an
+    # inline script: the Content-Security-Policy allows neither.
+    "ninja",
     "django_q",
     "nerfsite",
     "products",
@@ -78,7 +80,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "nerfsite.security.FrameOriginCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,31 +146,43 @@ FRAMES_S3_BUCKET = os.environ.get("FRAMES_S3_BUCKET", "").strip()
 FRAMES_S3_CUSTOM_DOMAIN = os.environ.get("FRAMES_S3_CUSTOM_DOMAIN", "").strip()
 
 
-def s3_options(bucket: str, **options) -> dict:
-    return {
+def s3_storage(backend: str, bucket: str, *, endpoint_url: str, region: str,
+               **options) -> dict:
+    """A STORAGES entry for a bucket (the tests build theirs with it too)."""
+    return {"BACKEND": backend, "OPTIONS": {
         "bucket_name": bucket,
-        "endpoint_url": S3_ENDPOINT_URL or None,
-        "region_name": S3_REGION or None,
+        "endpoint_url": endpoint_url or None,
+        "region_name": region or None,
         # Path-style URLs (endpoint/bucket/key) work on every S3-compatible server.
-        "addressing_style": "path" if S3_ENDPOINT_URL else None,
+        "addressing_style": "path" if endpoint_url else None,
         **options,
-    }
+    }}
 
 
-STORAGES["photos"] = {
-    "BACKEND": "storages.backends.s3.S3Storage",
-    "OPTIONS": s3_options(PHOTOS_S3_BUCKET, file_overwrite=False),
-} if PHOTOS_S3_BUCKET else {
+def photos_s3_storage(bucket: str, *, endpoint_url: str, region: str) -> dict:
+    return s3_storage("storages.backends.s3.S3Storage", bucket, endpoint_url=endpoint_url,
+                      region=region, file_overwrite=False)
+
+
+def frames_s3_storage(bucket: str, *, endpoint_url: str, region: str,
+                      custom_domain: str = "") -> dict:
+    # Unsigned, lasting URLs: storefronts embed them. A retried job publishes its frames
+    # again under the same names (file_overwrite, the default).
+    return s3_storage("pipeline.s3.FrameS3Storage", bucket, endpoint_url=endpoint_url,
+                      region=region, querystring_auth=False,
+                      custom_domain=custom_domain or None)
+
+
+STORAGES["photos"] = photos_s3_storage(
+    PHOTOS_S3_BUCKET, endpoint_url=S3_ENDPOINT_URL, region=S3_REGION,
+) if PHOTOS_S3_BUCKET else {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": UPLOAD_STORAGE_PATH},
 }
-STORAGES["frames"] = {
-    # Unsigned, lasting URLs: storefronts embed them.
-    "BACKEND": "pipeline.s3.FrameS3Storage",
-    "OPTIONS": s3_options(FRAMES_S3_BUCKET, querystring_auth=False,
-                          custom_domain=FRAMES_S3_CUSTOM_DOMAIN or None),
-} if FRAMES_S3_BUCKET else {
-    # A retried job publishes its frames again under the same names.
+STORAGES["frames"] = frames_s3_storage(
+    FRAMES_S3_BUCKET, endpoint_url=S3_ENDPOINT_URL, region=S3_REGION,
+    custom_domain=FRAMES_S3_CUSTOM_DOMAIN,
+) if FRAMES_S3_BUCKET else {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": FRAME_STORAGE_PATH, "base_url": FRAME_URL,
                 "allow_overwrite": True},
@@ -313,23 +327,6 @@ if PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
 
 # --- Content-Security-Policy (django-csp), on every response ---------------------------
-def frame_origins() -> list[str]:
-    """Where frames load from when not from this site: the frames bucket or a CDN."""
-    if FRAMES_S3_BUCKET:
-        if FRAMES_S3_CUSTOM_DOMAIN:
-            return [f"https://{FRAMES_S3_CUSTOM_DOMAIN}"]
-        if S3_ENDPOINT_URL:
-            return [url_origin(S3_ENDPOINT_URL)]
-        regional = [f"https://{FRAMES_S3_BUCKET}.s3.{S3_REGION}.amazonaws.com"] if S3_REGION else []
-        return [f"https://{FRAMES_S3_BUCKET}.s3.amazonaws.com", *regional]
-    return [] if FRAME_URL.startswith("/") else [url_origin(FRAME_URL)]
-
-
-def url_origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 # Scripts only from this site's files: no inline script, handler or eval. Inline styles
 # are allowed: the viewer injects its own stylesheet (one file to embed on a storefront)
 # and the admin uses style attributes; a style cannot run code.
@@ -338,7 +335,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, "'unsafe-inline'"],
-        "img-src": [SELF, "data:", "blob:", *frame_origins()],
+        # nerfsite.security adds the frames' origin when they come from a bucket or CDN.
+        "img-src": [SELF, "data:", "blob:"],
         "connect-src": [SELF],
         "font-src": [SELF],
         "object-src": [NONE],

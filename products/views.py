@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,6 +17,8 @@ from django.views.generic import CreateView, DetailView, ListView, UpdateView
 from ninja.errors import Throttled
 
 from nerfsite.throttles import UploadThrottle, throttled_response
+
+from accounts.tokens import user_for_token
 
 from . import selectors, services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
@@ -27,13 +30,23 @@ def owned_product_or_404(request: HttpRequest, pk: int) -> Product:
     return selectors.product_get_visible(user=request.user, pk=pk)
 
 
+def caller(request: HttpRequest):
+    """The signed-in user, or the owner of the API token sent as `Authorization: Bearer`,
+    so the photo URLs that the API reports work for API clients too. A wrong token is an
+    anonymous caller."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return user_for_token(token.strip()) or AnonymousUser()
+    return request.user
+
+
 def photo_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     """A photo ("image") or its thumbnail, for the product's owner and staff; 404 for
     anyone else. The only way photos leave their storage: on S3 too the bucket stays
     private and the file is streamed from here, so every request is checked (a presigned
     redirect would be a bearer link anyone could reuse until it expires) and pages need
     no other origin in their Content-Security-Policy."""
-    photo = selectors.photo_get_visible(user=request.user, pk=pk)
+    photo = selectors.photo_get_visible(user=caller(request), pk=pk)
     name = photo.image.name if kind == "image" else services.thumbnail_name(photo.image.name)
     try:
         handle = photo.image.storage.open(name, "rb")

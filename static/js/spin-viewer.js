@@ -8,6 +8,9 @@
  *             sprite: {url, columns, tile_width, tile_height, count, row}}
  * The sprite (one image, a few dozen small frames) gives a full first spin at once; small
  * previews then fill in every angle, and full-size frames load near the angle on screen.
+ *
+ * Gestures: drag sideways to turn, up or down to change rows of elevation; pinch (or the
+ * wheel, or +/−) to zoom, and drag to pan while zoomed; double-tap (double-click) to reset.
  */
 (function () {
   "use strict";
@@ -18,6 +21,10 @@
   const DEG_PER_PX = 0.5;
   const AUTOPLAY_DEG_PER_S = 30;
   const FULL_RADIUS = 3; // full-size frames loaded on each side of the current one
+  const MAX_ZOOM = 4;
+  const ROW_SWIPE_PX = 40; // vertical travel that moves one row
+  const DOUBLE_TAP_MS = 300;
+  const DOUBLE_TAP_PX = 30;
 
   // Styles travel with the script, so an embed on a storefront needs nothing else.
   const STYLE = `
@@ -28,7 +35,7 @@
 .spin-viewer.bg-checker { background: repeating-conic-gradient(#d9dce1 0% 25%, #fff 0% 50%)
   50% / 24px 24px; }
 .spin-viewer:fullscreen { display: flex; flex-direction: column; justify-content: center; }
-.spin-canvas { display: block; width: 100%; height: auto; cursor: grab; touch-action: pan-y; }
+.spin-canvas { display: block; width: 100%; height: auto; cursor: grab; touch-action: none; }
 .spin-canvas:active { cursor: grabbing; }
 .spin-canvas:focus-visible { outline: 3px solid #2457d6; outline-offset: -3px; }
 .spin-controls { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center;
@@ -71,6 +78,7 @@
       this.angle = 0; // degrees, continuous
       this.velocity = 0;
       this.zoom = 1;
+      this.pan = { x: 0, y: 0 }; // canvas pixels the zoomed picture is moved by
       this.autoplay = false;
       this.bgIndex = 0;
       // Per row, per frame: the best image loaded so far and its quality (1 preview, 2 full).
@@ -92,7 +100,8 @@
         class: "spin-canvas",
         tabindex: "0",
         role: "img",
-        "aria-label": "360° view. Drag, or use the arrow keys, to turn the product.",
+        "aria-label": "360° view. Drag, or use the arrow keys, to turn the product; pinch or " +
+          "+/− to zoom.",
       });
       this.canvas.width = this.spin.width;
       this.canvas.height = this.spin.height;
@@ -110,39 +119,104 @@
       this.updateBackgroundLabel();
     }
 
+    // Client pixels to canvas pixels (the canvas is scaled to its box by CSS).
+    toCanvas(x, y) {
+      const box = this.canvas.getBoundingClientRect();
+      const s = this.canvas.width / Math.max(box.width, 1);
+      return { x: (x - box.left) * s, y: (y - box.top) * s };
+    }
+
     bind() {
       const c = this.canvas;
-      let last = null;
+      const pointers = new Map(); // pointerId → {x, y} in client pixels
+      let last = null; // the one-finger (or mouse) drag
+      let pinch = null; // the two-finger gesture
       let lastTime = 0;
+      let touch = null; // the current touch, while it may still be a tap
+      let lastTap = { time: 0, x: 0, y: 0 }; // when and where the last tap ended
+
+      const startDrag = (p) => { last = { x: p.x, y: p.y, dy: 0 }; lastTime = performance.now(); };
+      const startPinch = () => {
+        const [a, b] = [...pointers.values()];
+        const mid = this.toCanvas((a.x + b.x) / 2, (a.y + b.y) / 2);
+        pinch = { dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, zoom: this.zoom,
+          // the picture's point under the fingers, in unzoomed canvas pixels
+          u: this.fromView(mid) };
+        last = null;
+      };
+
       c.addEventListener("pointerdown", (e) => {
         c.setPointerCapture(e.pointerId);
-        last = { x: e.clientX, y: e.clientY, dy: 0 };
-        lastTime = performance.now();
+        pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
         this.velocity = 0;
         this.setAutoplay(false);
+        touch = null;
+        if (pointers.size === 2) return startPinch();
+        if (pointers.size > 2) return;
+        startDrag({ x: e.clientX, y: e.clientY });
+        if (e.pointerType === "mouse") return; // a mouse has dblclick
+        const now = performance.now();
+        if (now - lastTap.time < DOUBLE_TAP_MS &&
+            Math.hypot(e.clientX - lastTap.x, e.clientY - lastTap.y) < DOUBLE_TAP_PX) {
+          this.resetView();
+          lastTap = { time: 0, x: 0, y: 0 };
+        } else {
+          touch = { time: now, x: e.clientX, y: e.clientY };
+        }
       });
       c.addEventListener("pointermove", (e) => {
+        if (!pointers.has(e.pointerId)) return;
+        pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+        if (pinch && pointers.size >= 2) {
+          const [a, b] = [...pointers.values()];
+          const dist = Math.hypot(a.x - b.x, a.y - b.y);
+          this.setZoom(pinch.zoom * dist / pinch.dist,
+                       this.toCanvas((a.x + b.x) / 2, (a.y + b.y) / 2), pinch.u);
+          return;
+        }
         if (!last) return;
         const now = performance.now();
         const dx = e.clientX - last.x;
-        this.turn(-dx * DEG_PER_PX / this.zoom);
-        this.velocity = (-dx * DEG_PER_PX / this.zoom) / Math.max(now - lastTime, 1) * 16;
-        // A vertical drag moves between rows of elevations, one row per 40 px.
-        last.dy += e.clientY - last.y;
-        if (Math.abs(last.dy) > 40 && this.spin.rows.length > 1) {
-          this.setRow(this.row + (last.dy > 0 ? 1 : -1));
-          last.dy = 0;
+        const dy = e.clientY - last.y;
+        if (this.zoom > 1) {
+          // Zoomed in, a drag looks around the picture instead of turning it.
+          const s = c.width / Math.max(c.getBoundingClientRect().width, 1);
+          this.panBy(dx * s, dy * s);
+        } else {
+          this.turn(-dx * DEG_PER_PX);
+          this.velocity = (-dx * DEG_PER_PX) / Math.max(now - lastTime, 1) * 16;
+          // A vertical drag (a swipe on a touch screen) moves between rows of elevations.
+          last.dy += dy;
+          if (Math.abs(last.dy) > ROW_SWIPE_PX && this.spin.rows.length > 1) {
+            this.setRow(this.row + (last.dy > 0 ? 1 : -1));
+            last.dy = 0;
+          }
         }
         last.x = e.clientX;
         last.y = e.clientY;
         lastTime = now;
       });
-      const end = () => { last = null; };
+      const end = (e) => {
+        pointers.delete(e.pointerId);
+        // A short touch that did not travel is a tap; two close together reset the view.
+        const now = performance.now();
+        if (touch && pointers.size === 0 && now - touch.time < DOUBLE_TAP_MS &&
+            Math.hypot(e.clientX - touch.x, e.clientY - touch.y) < DOUBLE_TAP_PX / 3) {
+          lastTap = { time: now, x: e.clientX, y: e.clientY };
+        }
+        touch = null;
+        if (pointers.size < 2) pinch = null;
+        // One finger left after a pinch carries on as a drag from where it is.
+        if (pointers.size === 1) startDrag([...pointers.values()][0]);
+        else last = null;
+      };
       c.addEventListener("pointerup", end);
       c.addEventListener("pointercancel", end);
+      c.addEventListener("dblclick", () => this.resetView());
       c.addEventListener("wheel", (e) => {
         e.preventDefault();
-        this.setZoom(this.zoom * (e.deltaY < 0 ? 1.1 : 1 / 1.1));
+        const at = this.toCanvas(e.clientX, e.clientY); // zoom around the pointer
+        this.setZoom(this.zoom * (e.deltaY < 0 ? 1.1 : 1 / 1.1), at, this.fromView(at));
       }, { passive: false });
       c.addEventListener("keydown", (e) => {
         const step = 360 / this.frames().length;
@@ -153,6 +227,7 @@
           ArrowDown: () => this.setRow(this.row + 1),
           "+": () => this.setZoom(this.zoom * 1.25),
           "-": () => this.setZoom(this.zoom / 1.25),
+          "0": () => this.resetView(),
           " ": () => this.setAutoplay(!this.autoplay),
         };
         if (actions[e.key]) {
@@ -193,8 +268,42 @@
       }
     }
 
-    setZoom(z) {
-      this.zoom = Math.max(1, Math.min(4, z));
+    // Zoom to z. With `at` (a canvas point) and `u` (the picture's point, unzoomed, that
+    // should stay under it), the picture zooms around the fingers; else around its centre.
+    setZoom(z, at, u) {
+      const { width, height } = this.canvas;
+      const before = this.zoom;
+      this.zoom = Math.max(1, Math.min(MAX_ZOOM, z));
+      if (at && u) {
+        this.pan.x = at.x - u.x * this.zoom - (width - width * this.zoom) / 2;
+        this.pan.y = at.y - u.y * this.zoom - (height - height * this.zoom) / 2;
+      } else {
+        this.pan.x *= this.zoom / before;
+        this.pan.y *= this.zoom / before;
+      }
+      this.panBy(0, 0);
+    }
+
+    // The unzoomed canvas point shown at canvas point p.
+    fromView(p) {
+      const { width, height } = this.canvas;
+      return { x: (p.x - (width - width * this.zoom) / 2 - this.pan.x) / this.zoom,
+               y: (p.y - (height - height * this.zoom) / 2 - this.pan.y) / this.zoom };
+    }
+
+    // Move the zoomed picture, never so far that an edge comes inside the view.
+    panBy(dx, dy) {
+      const { width, height } = this.canvas;
+      const mx = (width * this.zoom - width) / 2;
+      const my = (height * this.zoom - height) / 2;
+      this.pan.x = Math.max(-mx, Math.min(mx, this.pan.x + dx));
+      this.pan.y = Math.max(-my, Math.min(my, this.pan.y + dy));
+      this.draw();
+    }
+
+    resetView() {
+      this.zoom = 1;
+      this.pan = { x: 0, y: 0 };
       this.draw();
     }
 
@@ -250,11 +359,14 @@
       if (src) {
         const w = width * this.zoom;
         const h = height * this.zoom;
-        this.ctx.drawImage(src.img, src.sx, src.sy, src.sw, src.sh, (width - w) / 2, (height - h) / 2, w, h);
+        this.ctx.drawImage(src.img, src.sx, src.sy, src.sw, src.sh,
+          (width - w) / 2 + this.pan.x, (height - h) / 2 + this.pan.y, w, h);
       }
       const frame = this.frames()[i];
       this.canvas.dataset.frame = String(i);
       this.canvas.dataset.row = String(this.row);
+      this.canvas.dataset.zoom = this.zoom.toFixed(2);
+      this.canvas.dataset.pan = `${Math.round(this.pan.x)},${Math.round(this.pan.y)}`;
       this.download.href = frame.full;
       const elev = this.spin.rows[this.row].elevation;
       this.canvas.setAttribute(

@@ -1,10 +1,13 @@
 """Helpers for the job tests: storage folders for this test (and its worker), products
-with real photo files."""
+with real photo files, a finished job's real frames."""
 
 from __future__ import annotations
 
 import io
+import json
+import tempfile
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ from PIL import Image
 
 from nerfsite.files import frame_storage, photo_storage
 from pipeline.models import Job
-from pipeline.storage import job_frames_relpath
+from pipeline.previews import build_site_frames
+from pipeline.storage import job_frames_relpath, publish_job_frames
 from products.models import Photo, Product
 
 STORAGE_SETTINGS = ("NERF_DATA_ROOT", "FRAME_STORAGE_PATH", "MODEL_STORAGE_PATH")
@@ -91,3 +95,34 @@ def drain_queue() -> list[dict]:
             tasks.append(SignedPackage.loads(payload))
             broker.acknowledge(ack_id)
     return tasks
+
+
+def finished_frames(job: Job, *, rows: int = 2, per_row: int = 6, size: int = 32) -> None:
+    """The engine's output for `job` (batches + manifest), turned into the site's frames
+    and published to the frames storage, as the worker does."""
+    with tempfile.TemporaryDirectory() as scratch:
+        build_engine_frames(Path(scratch), rows=rows, per_row=per_row, size=size)
+        publish_job_frames(job, Path(scratch))
+
+
+def build_engine_frames(root: Path, *, rows: int, per_row: int, size: int) -> None:
+    (root / "batches").mkdir(parents=True)
+    frames = []
+    with zipfile.ZipFile(root / "batches" / "batch_00.zip", "w") as archive:
+        for row in range(rows):
+            for i in range(per_row):
+                index = row * per_row + i
+                image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+                image.paste((200, 40 * i % 255, 90, 255), (8, 8, 24, 24))
+                out = io.BytesIO()
+                image.save(out, "PNG")
+                name = f"frame_{index:04d}.png"
+                archive.writestr(name, out.getvalue())
+                # Stored out of azimuth order on purpose: the viewer gets them sorted.
+                frames.append({"index": index, "file": name, "batch": "batch_00.zip",
+                               "row": row, "azimuth_deg": (360 / per_row) * ((i * 5) % per_row),
+                               "elevation_deg": 10.0 + 20 * row})
+    (root / "batches" / "manifest.json").write_text(json.dumps({
+        "count": len(frames), "frames_per_row": per_row, "rows": rows, "width": size,
+        "height": size, "batches": ["batch_00.zip"], "frames": frames}))
+    build_site_frames(root)

@@ -5,9 +5,6 @@ the state under test, with real frames built by pipeline.previews)."""
 from __future__ import annotations
 
 import io
-import json
-import tempfile
-import zipfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,10 +15,8 @@ from PIL import Image
 
 from pipeline.job_display import failure_advice, spin_document, stage_bars
 from pipeline.models import Job
-from pipeline.previews import build_site_frames
-from pipeline.storage import publish_job_frames
 from products.models import Product
-from tests.site.jobs_fixtures import frames_dir, storage
+from tests.site.jobs_fixtures import finished_frames, frames_dir, storage
 
 __all__ = ["storage"]
 pytestmark = pytest.mark.django_db
@@ -41,37 +36,6 @@ def product(owner) -> Product:
 def signed_in(client, owner):
     client.force_login(owner)
     return client
-
-
-def finished_frames(job: Job, *, rows: int = 2, per_row: int = 6, size: int = 32) -> None:
-    """The engine's output for `job` (batches + manifest), turned into the site's frames
-    and published to the frames storage, as the worker does."""
-    with tempfile.TemporaryDirectory() as scratch:
-        build_engine_frames(Path(scratch), rows=rows, per_row=per_row, size=size)
-        publish_job_frames(job, Path(scratch))
-
-
-def build_engine_frames(root: Path, *, rows: int, per_row: int, size: int) -> None:
-    (root / "batches").mkdir(parents=True)
-    frames = []
-    with zipfile.ZipFile(root / "batches" / "batch_00.zip", "w") as archive:
-        for row in range(rows):
-            for i in range(per_row):
-                index = row * per_row + i
-                image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-                image.paste((200, 40 * i % 255, 90, 255), (8, 8, 24, 24))
-                out = io.BytesIO()
-                image.save(out, "PNG")
-                name = f"frame_{index:04d}.png"
-                archive.writestr(name, out.getvalue())
-                # Stored out of azimuth order on purpose: the viewer gets them sorted.
-                frames.append({"index": index, "file": name, "batch": "batch_00.zip",
-                               "row": row, "azimuth_deg": (360 / per_row) * ((i * 5) % per_row),
-                               "elevation_deg": 10.0 + 20 * row})
-    (root / "batches" / "manifest.json").write_text(json.dumps({
-        "count": len(frames), "frames_per_row": per_row, "rows": rows, "width": size,
-        "height": size, "batches": ["batch_00.zip"], "frames": frames}))
-    build_site_frames(root)
 
 
 def running_job(product: Product, **fields) -> Job:
