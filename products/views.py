@@ -16,9 +16,8 @@ from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 from ninja.errors import Throttled
 
-from nerfsite.throttles import UploadThrottle, throttled_response
-
 from accounts.tokens import user_for_token
+from nerfsite.throttles import UploadThrottle, throttled_response
 
 from . import selectors, services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
