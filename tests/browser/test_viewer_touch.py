@@ -73,7 +73,7 @@ def test_pinch_pan_double_tap_and_swipe_rows(phone, django_user_model, storage, 
     fingers.gesture([(cx - 20, cy), (cx + 20, cy)], [(cx - 80, cy), (cx + 80, cy)])
     zoom = float(data("zoom"))
     assert 2.5 < zoom <= 4, zoom
-    phone.screenshot(path=str(artifacts / "viewer-phone-pinched.png"))
+    canvas.screenshot(path=str(artifacts / "viewer-phone-pinched.png"))
 
     # Zoomed in, one finger pans the picture and leaves the angle alone.
     frame, pan = data("frame"), data("pan")
