@@ -70,8 +70,9 @@ INSTALLED_APPS = [
     # Its API docs then load Swagger UI from this site's static files, not a CDN with an
     # inline script: the Content-Security-Policy allows neither.
     "ninja",
-    "django_q",
+    # Before django_q: its qcluster command replaces django-q2's (the worker as one unit).
     "nerfsite",
+    "django_q",
     "products",
     "pipeline",
     "accounts",
@@ -272,6 +273,17 @@ elif Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
     raise ImproperlyConfigured("Q_BROKER must be 'orm' or 'redis'.")
+
+# --- Cache --------------------------------------------------------------------------
+# One cache for every process (web workers, the worker's processes): django-q2 keeps its
+# cluster stats there, so `qinfo` and `qmonitor` see the cluster. Redis when REDIS_URL is
+# set, otherwise a database table, which `migrate` creates (nerfsite.apps).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                          "LOCATION": "django_cache"}}
 
 # --- Auth ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

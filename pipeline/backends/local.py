@@ -4,7 +4,8 @@ Each stage is `python -m pipeline.engine STAGE --workspace WS …` in its own se
 its own process group): an engine crash cannot take the worker down, and a cancel stops
 the stage with everything it started (nerfstudio's data loader workers too). The handle
 records pid, process group, host and deadline, so a later worker or the web process can
-find, time out or stop a stage whose parent is gone.
+find, time out or stop a stage whose parent is gone. A stage dies with the process that
+started it (pipeline.engine.lifeline), so a worker killed mid-stage leaves none behind.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
+from pipeline.engine.lifeline import PARENT_PID_ENV
 from pipeline.engine.progress import read_progress
 
 from .base import (
@@ -86,7 +88,10 @@ class LocalBackend(Backend):
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{stage}.log"
         cmd = [sys.executable, "-m", "pipeline.engine", stage, "--workspace", str(ws), *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The stage binds itself to this process at its start (a preexec_fn would be unsafe
+        # beside the worker's threads). Strictly, to the thread calling start: the worker's
+        # main thread, which waits for the stage.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
         with log_path.open("ab") as log:
             log.write(f"\n$ {' '.join(cmd)}\n".encode())
             log.flush()

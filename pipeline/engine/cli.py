@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import EngineError
+from .lifeline import die_with_parent_from_env
 from .progress import Progress
 from .workspace import Workspace
 
@@ -184,6 +185,7 @@ def _add_workspace(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent_from_env()  # started by the local backend: no orphan outlives the worker
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

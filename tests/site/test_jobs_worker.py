@@ -239,15 +239,14 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
 
         job_enqueue(job=job)
         handle = wait_for(lambda: training_handle(job), timeout=120, what="training to run")
-        os.killpg(first.pid, signal.SIGKILL)  # the worker dies; the engine lives on
+        os.killpg(first.pid, signal.SIGKILL)  # the worker dies, its engine stage with it
         first.wait()
-        assert alive(handle["pid"])
+        wait_for(lambda: not alive(handle["pid"]), timeout=30,
+                 what="the engine to die with its worker")
         # The new worker's scheduler runs recovery at once instead of within the minute.
         Schedule.objects.filter(func="pipeline.recovery.recover_stale_jobs").update(
             next_run=timezone.now())
         second = start_cluster(job_env, tmp_path / "cluster2.log")
-        wait_for(lambda: not alive(handle["pid"]), timeout=90,
-                 what="recovery to stop the orphaned engine")
         if action == "fail":
             job = wait_for(lambda: Job.objects.filter(pk=job.pk, status="failed").first(),
                            timeout=30, what="the job to fail")

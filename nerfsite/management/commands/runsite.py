@@ -1,4 +1,13 @@
-"""Serve the site and run a django-q2 worker beside it, until Ctrl-C stops both."""
+"""Serve the site and run a django-q2 worker beside it, until Ctrl-C or SIGTERM stops both.
+
+The web server is Django's runserver in development and gunicorn with
+ENVIRONMENT=production (`make serve`; its settings are in gunicorn.conf.py). A worker that
+dies is started again: its processes and engine stages died with it (see the qcluster
+command), and the recovery schedule resumes its job. A worker that dies WORKER_RESTARTS
+times within RESTART_WINDOW_S cannot start (a broker that does not answer, say), and a web
+server that dies is a broken site: then everything stops and the command exits with status
+1, for the platform's restart policy (systemd's Restart=on-failure, Docker's --restart).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+WORKER_RESTARTS = 5
+RESTART_WINDOW_S = 300.0
+STOP_GRACE_S = 20.0  # gunicorn.conf.py's graceful_timeout fits inside it
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -16,7 +31,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 class Command(BaseCommand):
-    help = "Serve the site on HOST:PORT (default 127.0.0.1:8000) with a django-q2 worker."
+    help = ("Serve the site on HOST:PORT (default 127.0.0.1:8000) with a django-q2 worker: "
+            "runserver in development, gunicorn with ENVIRONMENT=production.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -27,21 +43,28 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport: str, **options) -> None:
         signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` stops both, as Ctrl-C does
-        manage = [sys.executable, "manage.py"]
-        children = {
-            "web": subprocess.Popen([*manage, "runserver", addrport, "--noreload"]),
-            "worker": subprocess.Popen([*manage, "qcluster"]),
-        }
+        children = {"web": self._start_web(addrport), "worker": self._start_worker()}
+        server = "gunicorn" if settings.PRODUCTION else "runserver"
         self.stdout.write(self.style.SUCCESS(
-            f"Serving http://{addrport}/ with a worker. Press Ctrl-C to stop both."
+            f"Serving http://{addrport}/ ({server}) with a worker. Press Ctrl-C to stop both."
         ))
+        restarts: deque[float] = deque()
         try:
             while True:
-                for name, proc in children.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"The {name} process exited ({proc.returncode}).")
-                        return
                 time.sleep(0.5)
+                if (code := children["web"].poll()) is not None:
+                    raise CommandError(f"The web server exited ({code}); stopping the worker.")
+                if (code := children["worker"].poll()) is not None:
+                    now = time.monotonic()
+                    while restarts and now - restarts[0] > RESTART_WINDOW_S:
+                        restarts.popleft()
+                    if len(restarts) >= WORKER_RESTARTS:
+                        raise CommandError(
+                            f"The worker exited ({code}) {WORKER_RESTARTS + 1} times within "
+                            f"{RESTART_WINDOW_S / 60:.0f} minutes; stopping. See its log above.")
+                    restarts.append(now)
+                    self.stderr.write(f"The worker exited ({code}); starting it again.")
+                    children["worker"] = self._start_worker()
         except KeyboardInterrupt:
             self.stdout.write("Stopping…")
         finally:
@@ -53,6 +76,21 @@ class Command(BaseCommand):
                     proc.terminate()
             for proc in children.values():
                 try:
-                    proc.wait(timeout=20)
+                    proc.wait(timeout=STOP_GRACE_S)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
+
+    @staticmethod
+    def _start_web(addrport: str) -> subprocess.Popen:
+        if settings.PRODUCTION:
+            # gunicorn reads gunicorn.conf.py from the project root; HOST:PORT from here.
+            return subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", addrport],
+                                    cwd=settings.BASE_DIR)
+        return subprocess.Popen([sys.executable, "manage.py", "runserver", addrport,
+                                 "--noreload"], cwd=settings.BASE_DIR)
+
+    @staticmethod
+    def _start_worker() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "manage.py", "qcluster"],
+                                cwd=settings.BASE_DIR)
