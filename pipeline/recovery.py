@@ -25,7 +25,13 @@ from django.utils import timezone
 from pipeline.backends import BackendError, get_backend
 from pipeline.errors import JobError
 from pipeline.models import Job
-from pipeline.transitions import job_enqueue, job_fail, job_requeue, job_touch_queued
+from pipeline.transitions import (
+    job_enqueue,
+    job_fail,
+    job_requeue,
+    job_touch_queued,
+    stage_log_closed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,8 @@ def recover_stale_jobs() -> dict[str, list[str]]:
             reason = (f"The worker stopped during {stage} on each of {job.attempts} attempts; "
                       "the machine may lack the memory for this job. Try a lighter preset "
                       "or fewer, smaller frames.")
-        if job_fail(job_id=str(job.pk), attempt=job.attempts, reason=reason):
+        if job_fail(job_id=str(job.pk), attempt=job.attempts, reason=reason,
+                    stage_log=stage_log_closed(job)):
             log.warning("job %s lost its worker during %s; failed", job.pk, stage)
             outcome["failed"].append(str(job.pk))
     return outcome

@@ -70,6 +70,15 @@ def job_enqueue(*, job: Job, stage: str | None = None) -> None:
     Job.objects.filter(pk=job.pk).update(task_id=job.task_id)
 
 
+def stage_log_closed(job: Job) -> list[dict[str, Any]]:
+    """The job's stage log with each entry still "running" closed as "lost", ended at the
+    last sign of life: the attempt that opened it is over (its worker was killed, or
+    stopped without recording it) and must not read as running beside a later one."""
+    ended = (job.heartbeat_at or timezone.now()).isoformat()
+    return [{**entry, "outcome": "lost", "finished_at": entry.get("finished_at") or ended}
+            if entry.get("outcome") == "running" else entry for entry in job.stage_log or []]
+
+
 def job_requeue(*, job: Job, message: str, **changes: Any) -> bool:
     """Make a stopped job (failed, cancelled, or running on a worker that died) queued
     again as a new attempt. False when the job moved meanwhile. The caller sends the task
@@ -77,7 +86,8 @@ def job_requeue(*, job: Job, message: str, **changes: Any) -> bool:
     now = timezone.now()
     moved = Job.objects.filter(pk=job.pk, status=job.status, attempts=job.attempts).update(
         status=Job.Status.QUEUED, attempts=F("attempts") + 1, message=clip("message", message),
-        backend_state={}, heartbeat_at=None, updated_at=now, **changes,
+        backend_state={}, heartbeat_at=None, updated_at=now, stage_log=stage_log_closed(job),
+        **changes,
     )
     if moved:
         job.refresh_from_db()
