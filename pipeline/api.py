@@ -13,9 +13,17 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 
 from nerfsite.api_common import MAX_DB_ID, Pages, responses
-from pipeline import comparison, costs, job_display, selectors, services
+from pipeline import (
+    comparison,
+    costs,
+    job_display,
+    selectors,
+    services,
+    video_selectors,
+    video_services,
+)
 from pipeline.engine.presets import PRESET_NAMES
-from pipeline.models import Job
+from pipeline.models import Job, Video
 from products.models import Product
 from products.selectors import product_get_visible
 
@@ -230,6 +238,39 @@ class FramesOut(Schema):
     frames: list[FrameOut]
 
 
+class VideoIn(Schema):
+    format: Literal[tuple(Video.Format.values)] = Field(
+        "mp4", description="mp4: H.264 over `background`; webm: VP9 with transparency.")
+    background: str = Field(video_services.DEFAULT_BACKGROUND,
+                            pattern=video_services.COLOUR.pattern,
+                            description="#rrggbb behind the product in an MP4 (WebM ignores "
+                                        "it: it stays transparent).")
+
+
+class VideoOut(Schema):
+    """A turntable video of one turn of the spin, made by the worker on request."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    format: str
+    background: str = Field(description="#rrggbb (MP4); empty for WebM.")
+    status: Literal[tuple(Video.Status.values)]
+    progress: float = Field(description="0–1 while it is made.")
+    error: str = Field(description="Why it failed, for people (empty otherwise).")
+    url: str | None = Field(description="The video file once ready: public, like the "
+                                        "frames, so storefronts can embed it.")
+    bytes: int | None = Field(alias="size")
+    created_at: datetime
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_url(video: Video, context) -> str | None:
+        if video.status != Video.Status.SUCCEEDED or not video.file:
+            return None
+        request = (context or {}).get("request")
+        return request.build_absolute_uri(video.file.url) if request else video.file.url
+
+
 class JobFilter(Schema):
     status: Literal[tuple(Job.Status.values)] | None = None
     product_id: ProductRef | None = None
@@ -334,6 +375,30 @@ def frames(request: HttpRequest, job_id: JobId):
             "height": urls.height, "rows": urls.rows,
             "sprite_url": urls.sprite["url"] if urls.sprite else None,
             "batches": urls.batches, "frames": urls.frames}
+
+
+@jobs_router.post("/{job_id}/videos", response=responses({202: VideoOut}, 409),
+                  summary="Make a turntable video of a finished job")
+def request_video(request: HttpRequest, job_id: JobId, payload: VideoIn):
+    """Queue a video of one turn of the spin (the row the viewer starts on) for the
+    worker; poll `GET /api/jobs/{id}/videos/{video_id}` for its progress. Asking again
+    for the same format and background answers the same video. 409 when the job has no
+    frames."""
+    job = owned_job(request, job_id)
+    return Status(202, video_services.video_request(job=job, fmt=payload.format,
+                                                    background=payload.background))
+
+
+@jobs_router.get("/{job_id}/videos", response=responses({200: list[VideoOut]}),
+                 summary="A job's turntable videos")
+def list_videos(request: HttpRequest, job_id: JobId):
+    return video_selectors.video_list(job=owned_job(request, job_id))
+
+
+@jobs_router.get("/{job_id}/videos/{video_id}", response=responses({200: VideoOut}),
+                 summary="A turntable video's status and file")
+def get_video(request: HttpRequest, job_id: JobId, video_id: Annotated[uuid.UUID, Path()]):
+    return video_selectors.video_get(job=owned_job(request, job_id), pk=video_id)
 
 
 IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import video_views, views
 
 app_name = "pipeline"
 urlpatterns = [
@@ -12,4 +12,6 @@ urlpatterns = [
     path("<uuid:pk>/cancel/", views.cancel, name="cancel"),
     path("<uuid:pk>/retry/", views.retry, name="retry"),
     path("<uuid:pk>/rerender/", views.rerender, name="rerender"),
+    path("<uuid:pk>/videos/", video_views.job_videos, name="videos"),
+    path("<uuid:pk>/videos/new/", video_views.video_request, name="video_request"),
 ]

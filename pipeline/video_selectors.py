@@ -1,0 +1,55 @@
+"""Reads of turntable videos: a job's videos, and which of its frames a video shows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from pipeline.models import Job, Video
+from pipeline.selectors import finished_manifest
+from pipeline.storage import job_frames_relpath
+
+
+def video_list(*, job: Job) -> QuerySet[Video]:
+    """The job's videos, oldest first. Visibility is the job's: callers get the job
+    through selectors.job_get_visible first."""
+    return job.videos.all()
+
+
+def video_get(*, job: Job, pk) -> Video:
+    """One of the job's videos; 404 for any other id."""
+    return get_object_or_404(video_list(job=job), pk=pk)
+
+
+def video_find(*, job: Job, fmt: str, background: str) -> Video | None:
+    return video_list(job=job).filter(format=fmt, background=background).first()
+
+
+def video_is_lost(video: Video) -> bool:
+    """A running video whose progress stopped for JOB_STALE_AFTER_SECONDS: its worker
+    died (progress is saved at least every few seconds while it encodes)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    return video.status == Video.Status.RUNNING and video.updated_at < cutoff
+
+
+def video_frame_names(job: Job) -> list[str]:
+    """Names in the frames storage of the frames a video of `job` shows: the row the
+    viewer starts on (the sprite's row, pipeline.previews), in azimuth order as spin.json
+    lists them. Empty when the job has no published frames."""
+    manifest = finished_manifest(job)
+    if not manifest or not manifest.get("frames"):
+        return []
+    frames = manifest["frames"]
+    rows = sorted({int(f.get("row", 0)) for f in frames})
+    sprite = manifest.get("sprite") or {}
+    row = int(sprite.get("row", rows[len(rows) // 2]))
+    if row not in rows:
+        row = rows[len(rows) // 2]
+    chosen = sorted((f for f in frames if int(f.get("row", 0)) == row),
+                    key=lambda f: float(f.get("azimuth_deg", 0.0)))
+    prefix = job_frames_relpath(job)
+    return [f"{prefix}/{f['png']}" for f in chosen]
