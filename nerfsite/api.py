@@ -119,6 +119,7 @@ def on_server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 def mount_routers() -> None:
+    from notifications.api import router as webhooks_router
     from pipeline.api import jobs_router, nerf_router, usage_router
     from products.api import router as products_router
 
@@ -126,6 +127,7 @@ def mount_routers() -> None:
     api.add_router("/jobs", jobs_router)
     api.add_router("/nerf", nerf_router)
     api.add_router("/usage", usage_router)
+    api.add_router("/webhooks", webhooks_router)
 
 
 mount_routers()

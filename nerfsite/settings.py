@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import dj_email_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -76,6 +77,7 @@ INSTALLED_APPS = [
     "products",
     "pipeline",
     "accounts",
+    "notifications",
     "axes",
 ]
 
@@ -295,6 +297,31 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "products:list"
 LOGOUT_REDIRECT_URL = "login"
+# Anyone may make an account at /accounts/signup/ unless this is off.
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
+# How long the emailed password-reset and email-verification links work.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+# The worker has no request to build absolute URLs from: job emails and webhooks use this.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").strip().rstrip("/")
+
+# --- Email (accounts, notifications) -----------------------------------------------
+# EMAIL_URL names the backend: console:// (default: printed by the web process or the
+# worker), smtp://user:pass@host:587?tls=1, smtp://…:465?ssl=1, memory://, dummy://.
+EMAIL_URL = os.environ.get("EMAIL_URL", "").strip() or "console://"
+globals().update({key: value for key, value in dj_email_url.parse(EMAIL_URL).items()
+                  if value not in (None, "")})
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)  # a stuck SMTP server must not hold a worker
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "360° spins <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Webhooks (notifications) ------------------------------------------------------
+# Webhooks may reach only public addresses; tests and single-network setups turn this on.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES")
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Attempts per event and endpoint; the wait before retry n is BASE × 4^(n-1): 1 min,
+# 4 min, 16 min, ~1 h, ~4 h with the defaults.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60)
 # django-axes first: it refuses a locked-out sign-in before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -337,6 +364,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
 
 # --- Content-Security-Policy (django-csp), on every response ---------------------------
 # Scripts only from this site's files: no inline script, handler or eval. Inline styles

@@ -23,6 +23,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
+    path("accounts/", include("accounts.auth_urls")),
+    path("notifications/", include("notifications.urls")),
     # Pipeline's page under the product's URL; products itself knows nothing of jobs.
     path("products/<int:product_pk>/generate/", generate, name="generate"),
     path("products/", include("products.urls")),

@@ -1,5 +1,6 @@
 """Pipeline's part in products' life: jobs on a product's list, no deleting photos under a
-running job, and a deleted product's job files removed with it."""
+running job, and a deleted product's job files removed with it; and the signal other apps
+hear a job's end by."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from typing import Any
 
 from django.db import models, transaction
 from django.db.models.signals import pre_delete
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from pipeline.models import Job
 from pipeline.storage import delete_job_frames, job_model_dir
 from products.models import Photo, Product
 from products.services import ProductError
 from products.signals import deletion_requested
+
+# Sent once a job has succeeded or failed, after that change commits, with `job_id` (str)
+# and `status` ("succeeded" or "failed"); sender=Job. Sent by pipeline.transitions with
+# send_robust: a receiver's error is logged and never reaches the worker.
+job_finished = Signal()
 
 
 def latest_job_annotations() -> dict[str, Any]:

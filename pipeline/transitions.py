@@ -21,11 +21,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from pipeline.errors import JobError
 from pipeline.models import Job
+from pipeline.signals import job_finished
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,12 @@ def clip(field: str, text: str) -> str:
 
 def _running(job_id: str, attempt: int):
     return Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt)
+
+
+def _announce_finished(job_id: str, status: str) -> None:
+    """pipeline.signals.job_finished, once the change commits (at once in autocommit)."""
+    transaction.on_commit(lambda: job_finished.send_robust(
+        sender=Job, job_id=str(job_id), status=status))
 
 
 # --- queue ------------------------------------------------------------------------------
@@ -57,13 +65,14 @@ def job_enqueue(*, job: Job, stage: str | None = None) -> None:
         task_id = async_task(TASK, *args, task_name=name, group="jobs")
     except Exception as exc:  # the broker is down: do not leave the job queued forever
         log.exception("could not enqueue job %s", job.pk)
-        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED,
-                           attempts=job.attempts).update(
+        if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED,
+                              attempts=job.attempts).update(
             status=Job.Status.FAILED, finished_at=timezone.now(),
             error=f"The task queue is not reachable ({exc.__class__.__name__}); "
                   "try again in a minute.",
             message="Could not be queued.",
-        )
+        ):
+            _announce_finished(str(job.pk), Job.Status.FAILED)
         raise JobError("The task queue is not reachable right now; try again in a minute.") \
             from exc
     job.task_id = clip("task_id", str(task_id))
@@ -136,22 +145,28 @@ def job_record_after_stop(*, job_id: str, attempt: int, stage_log: list) -> None
 def job_succeed(*, job_id: str, attempt: int, message: str, **fields: Any) -> bool:
     """running → succeeded, with the results in `fields`."""
     finished = timezone.now()
-    return bool(_running(job_id, attempt).update(
+    moved = bool(_running(job_id, attempt).update(
         status=Job.Status.SUCCEEDED, stage=Job.Stage.DONE, stage_progress=1.0,
         progress=1.0, eta_seconds=0, finalize_finished_at=finished, finished_at=finished,
         updated_at=finished, heartbeat_at=finished, backend_state={},
         message=clip("message", message), **fields))
+    if moved:
+        _announce_finished(job_id, Job.Status.SUCCEEDED)
+    return moved
 
 
 def job_fail(*, job_id: str, attempt: int, reason: str,
              from_statuses: Iterable[str] = (Job.Status.RUNNING,), **fields: Any) -> bool:
     """running → failed with `reason` (the user-facing error and message)."""
     now = timezone.now()
-    return bool(Job.objects.filter(pk=job_id, status__in=tuple(from_statuses),
-                                   attempts=attempt).update(
+    moved = bool(Job.objects.filter(pk=job_id, status__in=tuple(from_statuses),
+                                    attempts=attempt).update(
         status=Job.Status.FAILED, error=clip("error", reason),
         message=clip("message", reason), eta_seconds=None, finished_at=now, updated_at=now,
         backend_state={}, **fields))
+    if moved:
+        _announce_finished(job_id, Job.Status.FAILED)
+    return moved
 
 
 def job_cancel(*, job: Job, message: str = "Cancelled.", attempt: int | None = None) -> bool:

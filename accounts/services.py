@@ -1,0 +1,64 @@
+"""Sign-up and email verification. A new account stays inactive, and so cannot sign in,
+until its owner clicks the emailed link: an address nobody has confirmed never receives
+job emails or password resets, and nobody can hold an account in someone else's name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from .verification import uid_decode, uid_encode, verification_token
+
+User = get_user_model()
+
+
+@transaction.atomic
+def user_sign_up(*, username: str, email: str, password: str,
+                 absolute: Callable[[str], str]):
+    """An inactive account; its verification email goes out once the row commits.
+    `absolute` makes the link a full URL (the request's build_absolute_uri)."""
+    user = User(username=username, email=email, is_active=False)
+    user.set_password(password)
+    user.full_clean()
+    user.save()
+    email_verification_send(user=user, absolute=absolute)
+    return user
+
+
+def email_verification_send(*, user, absolute: Callable[[str], str]) -> None:
+    """Email the link that activates `user` (nothing for an active account)."""
+    if user.is_active or not user.email:
+        return
+    link = absolute(reverse("verify_email", kwargs={
+        "uidb64": uid_encode(user), "token": verification_token.make_token(user)}))
+    context = {"user": user, "link": link}
+    subject = render_to_string("accounts/email/verify_subject.txt", context)
+    body = render_to_string("accounts/email/verify_body.txt", context)
+    transaction.on_commit(lambda: send_mail(" ".join(subject.split()), body, None,
+                                            [user.email]))
+
+
+def user_verify_email(*, uidb64: str, token: str):
+    """Activate the account the link names; the user, or None for a wrong, used or
+    expired link."""
+    pk = uid_decode(uidb64)
+    user = User.objects.filter(pk=pk).first() if pk and pk.isdigit() else None
+    if user is None or user.is_active or not verification_token.check_token(user, token):
+        return None
+    # Compare-and-set: two clicks at once activate the account once.
+    if not User.objects.filter(pk=user.pk, is_active=False).update(is_active=True):
+        return None
+    user.is_active = True
+    return user
+
+
+def unverified_user_for_email(email: str):
+    """The newest inactive account with this address that has never signed in (an
+    account an admin deactivated has), or None."""
+    return (User.objects.filter(email__iexact=email.strip(), is_active=False,
+                                last_login__isnull=True).order_by("-date_joined").first())

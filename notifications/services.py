@@ -1,0 +1,181 @@
+"""Writes and side effects of notifications: settings, endpoints, events, and sending."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from pipeline.models import Job
+
+from . import payloads, webhooks
+from .models import Event, NotificationSettings, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "notifications.tasks.deliver_webhook"
+EMAIL_TASK = "notifications.tasks.send_job_email"
+SECRET_PREFIX = "whsec_"
+JOB_EVENTS = {Job.Status.SUCCEEDED: Event.Type.JOB_SUCCEEDED,
+              Job.Status.FAILED: Event.Type.JOB_FAILED}
+
+
+class NotificationError(ValueError):
+    """A refused request, with a message for the user."""
+
+
+# --- settings and endpoints -------------------------------------------------------------
+def notification_settings_update(*, user, email_on_job_finished: bool) -> None:
+    NotificationSettings.objects.update_or_create(
+        user=user, defaults={"email_on_job_finished": email_on_job_finished})
+
+
+def webhook_endpoint_create(*, user, url: str, description: str = "") \
+        -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (returned to be shown once). The URL must be
+    http(s) and resolve only to public addresses; delivery checks that again each time."""
+    url = url.strip()
+    try:
+        _, host, port = webhooks.check_url(url)
+        webhooks.resolve(host, port)
+    except webhooks.UnsafeUrl as exc:
+        raise NotificationError(str(exc)) from exc
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint(user=user, url=url, description=description.strip(),
+                               secret=secret)
+    endpoint.full_clean()
+    endpoint.save()
+    return endpoint, secret
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """The endpoint and its delivery log; retries still scheduled find it gone and stop."""
+    endpoint.delete()
+
+
+# --- events -----------------------------------------------------------------------------
+def _record_event(*, user, type: str, data: dict, job: Job | None = None) -> Event:
+    event = Event(user=user, type=type, job=job, payload={})
+    event.payload = payloads.envelope(event_id=str(event.pk), type=type, data=data)
+    event.save()
+    return event
+
+
+def _enqueue_delivery(event: Event, endpoint: WebhookEndpoint, attempt: int = 1) -> None:
+    from django_q.tasks import async_task  # django_q reads its settings on import
+
+    async_task(DELIVER_TASK, str(event.pk), endpoint.pk, attempt,
+               task_name=f"webhook-{event.pk}-{endpoint.pk}-{attempt}", group="webhooks")
+
+
+@transaction.atomic
+def job_event_record(*, job_id: str, status: str) -> Event | None:
+    """The event of a job that has just succeeded or failed, then (after commit) its
+    email and one delivery per endpoint, each a worker task."""
+    from django_q.tasks import async_task
+
+    job = Job.objects.select_related("product__owner").get(pk=job_id)
+    owner = job.product.owner
+    event = _record_event(user=owner, type=JOB_EVENTS[status], data=payloads.job_data(job),
+                          job=job)
+    endpoints = list(owner.webhook_endpoints.all())
+    transaction.on_commit(lambda: [_enqueue_delivery(event, e) for e in endpoints])
+    if owner.email and wants_job_emails(owner):
+        transaction.on_commit(lambda: async_task(EMAIL_TASK, str(event.pk),
+                                                 task_name=f"email-{event.pk}",
+                                                 group="notifications"))
+    return event
+
+
+def webhook_test_send(*, endpoint: WebhookEndpoint) -> Event:
+    """A test event to this endpoint alone, sent once by the worker (no retries: the user
+    is watching the log)."""
+    event = _record_event(user=endpoint.user, type=Event.Type.TEST,
+                          data=payloads.test_data(endpoint.url))
+    transaction.on_commit(lambda: _enqueue_delivery(event, endpoint))
+    return event
+
+
+def wants_job_emails(user) -> bool:
+    row = NotificationSettings.objects.filter(user=user).first()
+    return row.email_on_job_finished if row else True
+
+
+# --- sending (run by the worker, notifications.tasks) -----------------------------------
+def retry_delay(attempt: int) -> timedelta:
+    """The wait after failed attempt `attempt`: BASE × 4^(attempt-1)."""
+    return timedelta(seconds=settings.WEBHOOK_RETRY_BASE_SECONDS * 4 ** (attempt - 1))
+
+
+def max_attempts(event: Event) -> int:
+    return 1 if event.type == Event.Type.TEST else settings.WEBHOOK_MAX_ATTEMPTS
+
+
+def webhook_deliver(*, event_id: str, endpoint_id: int, attempt: int) -> WebhookDelivery | None:
+    """Attempt `attempt` of one event to one endpoint: claim it (a second delivery of the
+    same task does nothing), POST it signed, record the answer, and schedule the next
+    attempt after a failure. None when there is nothing to do."""
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    event = Event.objects.filter(pk=event_id).first()
+    if endpoint is None or event is None:  # deleted meanwhile
+        return None
+    try:
+        delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint,
+                                                  attempt=attempt)
+    except IntegrityError:
+        log.info("webhook %s to endpoint %s attempt %s already made", event_id,
+                 endpoint_id, attempt)
+        return None
+    body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    result = webhooks.post(endpoint.url, body, {
+        webhooks.SIGNATURE_HEADER: webhooks.sign(endpoint.secret, int(time.time()), body),
+        "Spin-Event-Id": str(event.pk), "Spin-Event-Type": event.type,
+        "Spin-Delivery-Attempt": str(attempt)})
+    delivery.status_code, delivery.error = result.status_code, result.error
+    delivery.duration_ms = result.duration_ms
+    delivery.outcome = (WebhookDelivery.Outcome.SUCCEEDED if result.ok
+                        else WebhookDelivery.Outcome.FAILED)
+    if not result.ok and attempt < max_attempts(event):
+        delivery.next_attempt_at = timezone.now() + retry_delay(attempt)
+        _schedule_retry(delivery)
+    delivery.save()
+    return delivery
+
+
+def _schedule_retry(delivery: WebhookDelivery) -> None:
+    """A one-off django-q2 schedule for the next attempt; the worker's scheduler runs it
+    when it is due (it looks every 30 s) and deletes it."""
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    schedule(DELIVER_TASK, str(delivery.event_id), delivery.endpoint_id, delivery.attempt + 1,
+             name=f"webhook {delivery.event_id} → {delivery.endpoint_id} "
+                  f"#{delivery.attempt + 1}",
+             schedule_type=Schedule.ONCE, repeats=-1, next_run=delivery.next_attempt_at)
+
+
+def job_email_send(*, event_id: str) -> bool:
+    """The job's email to its owner, once: a second delivery of the task sends nothing.
+    False when nothing was sent."""
+    event = Event.objects.select_related("user").filter(pk=event_id).first()
+    if event is None or not event.user.email or not wants_job_emails(event.user):
+        return False
+    if not Event.objects.filter(pk=event_id, emailed_at__isnull=True).update(
+            emailed_at=timezone.now()):
+        return False
+    context = {"event": event, "data": event.payload["data"],
+               "succeeded": event.type == Event.Type.JOB_SUCCEEDED,
+               "settings_url": payloads.absolute(reverse("notifications:settings"))}
+    subject = render_to_string("notifications/email/job_finished_subject.txt", context)
+    body = render_to_string("notifications/email/job_finished_body.txt", context)
+    send_mail(" ".join(subject.split()), body, None, [event.user.email])
+    return True

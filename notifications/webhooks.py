@@ -1,0 +1,140 @@
+"""Sending one webhook: the URL's rules, the signature, and a POST that reaches only
+public addresses and follows no redirect. No database here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+SIGNATURE_HEADER = "Spin-Signature"
+USER_AGENT = "360-spins-webhooks/1"
+# Enough of an answer to know it arrived; the body itself is not kept.
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+class UnsafeUrl(ValueError):
+    """The URL may not be called: its scheme, or an address it resolves to."""
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe signs: the time is
+    signed too, so a receiver can refuse an old message replayed later."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def check_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL without credentials in it, or UnsafeUrl."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise UnsafeUrl("Use an http:// or https:// URL with a host name.")
+    if parts.username or parts.password:
+        raise UnsafeUrl("Leave user names and passwords out of the URL; verify the "
+                        f"{SIGNATURE_HEADER} header instead.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeUrl("The URL's port is not a number from 1 to 65535.") from exc
+    return parts.scheme, parts.hostname, port
+
+
+def is_internal(address: str) -> bool:
+    """Loopback, private, link-local (the cloud metadata address 169.254.169.254), shared,
+    multicast, reserved or unspecified: anything that is not a public address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to; UnsafeUrl when any is internal (unless the
+    operator allows them) or when none is found."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UnsafeUrl(f"{host} could not be resolved ({exc.strerror or exc}).") from exc
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        for address in addresses:
+            if is_internal(address):
+                raise UnsafeUrl(f"{host} resolves to {address}, an internal address; "
+                                "webhooks may only call public addresses.")
+    return addresses
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, not to whatever the name resolves to a
+    moment later (DNS rebinding); the Host header keeps the name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        # The certificate is checked against the URL's host name, as for any HTTPS call.
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+@dataclass(frozen=True)
+class Result:
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Result:
+    """POST `body` to `url` once. Any 2xx is a success; a redirect is a failure (it is not
+    followed: its target was never checked)."""
+    started = time.monotonic()
+
+    def result(status: int | None, error: str) -> Result:
+        return Result(status, error[:500], round((time.monotonic() - started) * 1000))
+
+    try:
+        scheme, host, port = check_url(url)
+        address = resolve(host, port)[0]
+    except UnsafeUrl as exc:
+        return result(None, str(exc))
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+    connection = kind(host, port, address, settings.WEBHOOK_TIMEOUT_SECONDS)
+    try:
+        connection.request("POST", target, body=body, headers={
+            "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
+        response = connection.getresponse()
+        response.read(MAX_RESPONSE_BYTES)
+    except (OSError, http.client.HTTPException) as exc:  # refused, timed out, TLS, garbage
+        return result(None, f"{exc.__class__.__name__}: {exc}" if str(exc)
+                      else exc.__class__.__name__)
+    finally:
+        connection.close()
+    status = response.status
+    if 300 <= status < 400:
+        return result(status, f"HTTP {status}: redirects are not followed; use the final "
+                              "URL.")
+    return result(status, "" if 200 <= status < 300 else f"HTTP {status} {response.reason}")

@@ -1,0 +1,149 @@
+"""Sign-up with email verification, ALLOW_SIGNUP, password change and reset by email,
+through the real pages and Django's locmem outbox."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.test import Client
+from django.urls import clear_url_caches
+
+# Transactional: the emails go out on commit, as they do on the site.
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+PASSWORD = "tall-Teapot-2026"
+
+
+@pytest.fixture(autouse=True)
+def outbox(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def link_in(message, path: str) -> str:
+    return re.search(rf"https?://[^/\s]+({re.escape(path)}[^\s]+)", message.body).group(1)
+
+
+def signs_in(username: str, password: str) -> bool:
+    """Through the sign-in page (django-axes needs the request Client.login lacks)."""
+    return Client().post("/accounts/login/", {"username": username,
+                                              "password": password}).status_code == 302
+
+
+def sign_up(client: Client, username: str = "newshop", email: str = "new@example.com"):
+    return client.post("/accounts/signup/", {"username": username, "email": email,
+                                             "password1": PASSWORD, "password2": PASSWORD})
+
+
+def test_sign_up_needs_the_emailed_link_before_signing_in(client):
+    response = sign_up(client)
+    assert response.status_code == 302 and response.url == "/accounts/signup/done/"
+    assert "new@example.com" in client.get(response.url).content.decode()
+    user = User.objects.get(username="newshop")
+    assert not user.is_active and user.email == "new@example.com"
+    assert not signs_in("newshop", PASSWORD)
+
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["new@example.com"]
+    assert mail.outbox[0].subject == "Confirm your email for 360° spins"
+    link = link_in(mail.outbox[0], "/accounts/verify/")
+    verified = client.get(link)
+    assert verified.status_code == 302 and verified.url == "/products/"
+    user.refresh_from_db()
+    assert user.is_active
+    assert client.session["_auth_user_id"] == str(user.pk)  # signed in by the link
+
+    # The link works once.
+    client.logout()
+    assert client.get(link).status_code == 400
+    assert signs_in("newshop", PASSWORD)
+
+
+def test_sign_up_refuses_a_taken_address_and_a_weak_password(client, django_user_model):
+    django_user_model.objects.create_user("old", email="Shop@Example.com")
+    response = sign_up(client, email="shop@example.com")
+    assert response.status_code == 400
+    assert "already exists" in response.content.decode()
+    weak = client.post("/accounts/signup/", {"username": "x", "email": "x@example.com",
+                                             "password1": "123", "password2": "123"})
+    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    assert mail.outbox == []
+
+
+def test_a_forged_or_foreign_link_does_nothing(client):
+    sign_up(client)
+    link = link_in(mail.outbox[0], "/accounts/verify/")
+    other = User.objects.create_user("other", email="o@example.com", is_active=False)
+    from accounts.verification import uid_encode
+
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    assert client.get(f"/accounts/verify/{uid_encode(other)}/{token}/").status_code == 400
+    assert client.get("/accounts/verify/zzz/nope/").status_code == 400
+    other.refresh_from_db()
+    assert not other.is_active
+
+
+def test_the_link_can_be_sent_again_without_telling_who_signed_up(client):
+    sign_up(client)
+    first = link_in(mail.outbox[0], "/accounts/verify/")
+    response = client.post("/accounts/signup/resend/", {"email": "NEW@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 2
+    assert client.post("/accounts/signup/resend/",
+                       {"email": "nobody@example.com"}).url == response.url
+    assert len(mail.outbox) == 2
+    assert client.get(link_in(mail.outbox[1], "/accounts/verify/")).status_code == 302
+    assert client.get(first).status_code == 400  # used up with the account's activation
+
+
+def test_sign_up_can_be_turned_off(client, settings):
+    settings.ALLOW_SIGNUP = False
+    clear_url_caches()
+    assert client.get("/accounts/signup/").status_code == 404
+    assert sign_up(client).status_code == 404
+    login_page = client.get("/accounts/login/").content.decode()
+    assert 'href="/accounts/signup/' not in login_page
+    assert "/accounts/password_reset/" in login_page
+    settings.ALLOW_SIGNUP = True
+    assert 'href="/accounts/signup/"' in client.get("/accounts/login/").content.decode()
+
+
+def test_password_reset_by_email(client, django_user_model):
+    django_user_model.objects.create_user("shop", email="shop@example.com",
+                                          password="old-Password-1")
+    response = client.post("/accounts/password_reset/", {"email": "shop@example.com"})
+    assert response.status_code == 302 and response.url == "/accounts/password_reset/done/"
+    assert client.get(response.url).status_code == 200
+    assert mail.outbox[0].subject == "Reset your 360° spins password"
+    link = link_in(mail.outbox[0], "/accounts/reset/")
+    form = client.get(link, follow=True)
+    assert form.status_code == 200 and "Choose a new password" in form.content.decode()
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": PASSWORD,
+                                                    "new_password2": PASSWORD})
+    assert done.status_code == 302 and done.url == "/accounts/reset/done/"
+    assert signs_in("shop", PASSWORD)
+    assert not signs_in("shop", "old-Password-1")
+    assert "does not work" in client.get(link, follow=True).content.decode()  # once
+
+
+def test_password_reset_of_an_unknown_address_sends_nothing_and_says_the_same(client):
+    response = client.post("/accounts/password_reset/", {"email": "nobody@example.com"})
+    assert response.status_code == 302 and response.url == "/accounts/password_reset/done/"
+    assert mail.outbox == []
+
+
+def test_password_change_when_signed_in(client, django_user_model):
+    user = django_user_model.objects.create_user("shop", password="old-Password-1")
+    assert client.get("/accounts/password_change/").status_code == 302  # sign in first
+    client.force_login(user)
+    wrong = client.post("/accounts/password_change/", {
+        "old_password": "nope", "new_password1": PASSWORD, "new_password2": PASSWORD})
+    assert wrong.status_code == 200 and "incorrectly" in wrong.content.decode()
+    response = client.post("/accounts/password_change/", {
+        "old_password": "old-Password-1", "new_password1": PASSWORD,
+        "new_password2": PASSWORD})
+    assert response.status_code == 302 and response.url == "/accounts/password_change/done/"
+    assert client.get(response.url).status_code == 200  # still signed in
+    assert signs_in("shop", PASSWORD)

@@ -1,0 +1,253 @@
+"""Job notifications: the email, and webhooks POSTed to a real HTTP receiver on a local
+port by the real delivery task, signed, retried after a 500 through the one-off schedule
+the worker's scheduler would run; and refused for internal addresses."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+import json
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.utils.module_loading import import_string
+from django_q.models import Schedule
+
+from notifications import services, webhooks
+from notifications.models import Event, NotificationSettings, WebhookDelivery
+from pipeline import transitions
+from pipeline.models import Job
+from products.models import Product
+from tests.site.jobs_fixtures import drain_queue, finished_frames, storage
+from tests.site.webhook_receiver import receiver
+
+__all__ = ["storage", "receiver"]
+pytestmark = pytest.mark.django_db
+
+SITE = "https://spins.example.com"
+
+
+@pytest.fixture(autouse=True)
+def site(settings):
+    settings.SITE_URL = SITE
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # The receiver listens on 127.0.0.1; the SSRF tests turn this off again.
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("shop", email="shop@example.com",
+                                                 password="pw-shop-123")
+
+
+@pytest.fixture
+def product(owner) -> Product:
+    return Product.objects.create(owner=owner, name="Teapot", sku="TEA-1")
+
+
+def running_job(product: Product) -> Job:
+    return Job.objects.create(product=product, status=Job.Status.RUNNING, attempts=1,
+                              stage=Job.Stage.FINALIZE)
+
+
+def run_tasks(tasks: list[dict]) -> list:
+    """Run queued django-q2 tasks here, as the worker would."""
+    return [import_string(task["func"])(*task["args"]) for task in tasks]
+
+
+def verify(secret: str, header: str, body: bytes) -> bool:
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body,
+                        hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"])
+
+
+def test_a_finished_job_is_posted_signed_and_retried_after_a_500(
+        product, storage, receiver, django_capture_on_commit_callbacks):
+    endpoint, secret = services.webhook_endpoint_create(user=product.owner, url=receiver.url)
+    receiver.statuses = [500, 200]
+    job = running_job(product)
+    finished_frames(job)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert transitions.job_succeed(job_id=str(job.pk), attempt=1, message="Done.",
+                                       actual_cost=Decimal("0.4210"))
+    tasks = drain_queue()
+    assert sorted(t["func"] for t in tasks) == ["notifications.tasks.deliver_webhook",
+                                                "notifications.tasks.send_job_email"]
+    run_tasks(tasks)
+
+    # First attempt: the receiver answered 500, so a second one is scheduled.
+    first = WebhookDelivery.objects.get(attempt=1)
+    assert (first.outcome, first.status_code, first.error) == ("failed", 500,
+                                                                "HTTP 500 Internal Server Error")
+    assert first.duration_ms is not None and first.next_attempt_at is not None
+    retry = Schedule.objects.get(func="notifications.tasks.deliver_webhook")
+    assert retry.schedule_type == Schedule.ONCE and retry.next_run == first.next_attempt_at
+    assert (first.next_attempt_at - first.created_at).total_seconds() >= 60
+
+    # What the worker's scheduler runs when the retry is due.
+    import_string(retry.func)(*ast.literal_eval(retry.args))
+    second = WebhookDelivery.objects.get(attempt=2)
+    assert (second.outcome, second.status_code, second.next_attempt_at) == ("succeeded", 200,
+                                                                            None)
+
+    assert len(receiver.requests) == 2
+    for request in receiver.requests:
+        assert request.path == "/hooks/spins?shop=1"
+        assert request.headers["Content-Type"] == "application/json"
+        assert verify(secret, request.headers["Spin-Signature"], request.body)
+        assert not verify(secret, request.headers["Spin-Signature"], request.body + b" ")
+    assert receiver.requests[0].body == receiver.requests[1].body
+    assert [r.headers["Spin-Delivery-Attempt"] for r in receiver.requests] == ["1", "2"]
+
+    body = json.loads(receiver.requests[1].body)
+    event = Event.objects.get()
+    assert body["id"] == str(event.pk) == receiver.requests[1].headers["Spin-Event-Id"]
+    assert body["type"] == "job.succeeded"
+    data = body["data"]
+    assert data["job"]["id"] == str(job.pk) and data["job"]["status"] == "succeeded"
+    assert data["job"]["url"] == f"{SITE}/jobs/{job.pk}/"
+    assert data["job"]["cost_usd"] == 0.421
+    assert data["product"] == {"id": product.pk, "name": "Teapot", "sku": "TEA-1",
+                               "url": f"{SITE}/products/{product.pk}/"}
+    spin = data["spin"]
+    assert spin["spin_json_url"] == f"{SITE}/jobs/{job.pk}/spin.json"
+    assert spin["frame_count"] == 12 and spin["rows"] == 2
+    assert spin["manifest_url"].startswith(f"{SITE}/frames/")
+    assert spin["frame_zips"] and all(u.startswith(f"{SITE}/frames/") and u.endswith(".zip")
+                                      for u in spin["frame_zips"])
+
+    # And the owner's email, sent once even if its task were delivered twice.
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["shop@example.com"]
+    assert mail.outbox[0].subject == "Your 360° spin of Teapot is ready"
+    assert f"{SITE}/jobs/{job.pk}/spin.json" in mail.outbox[0].body
+    assert not services.job_email_send(event_id=str(event.pk))
+    assert len(mail.outbox) == 1
+
+
+def test_a_failed_job_emails_the_reason_and_posts_job_failed(
+        product, receiver, django_capture_on_commit_callbacks):
+    services.webhook_endpoint_create(user=product.owner, url=receiver.url)
+    job = running_job(product)
+    with django_capture_on_commit_callbacks(execute=True):
+        transitions.job_fail(job_id=str(job.pk), attempt=1,
+                             reason="Only 3 of 20 photos could be placed.")
+    run_tasks(drain_queue())
+    body = json.loads(receiver.requests[0].body)
+    assert body["type"] == "job.failed"
+    assert body["data"]["job"]["error"] == "Only 3 of 20 photos could be placed."
+    assert body["data"]["spin"] is None
+    assert mail.outbox[0].subject == "The 360° spin of Teapot failed"
+    assert "Only 3 of 20 photos could be placed." in mail.outbox[0].body
+
+
+def test_job_emails_follow_the_users_setting(product, django_capture_on_commit_callbacks):
+    NotificationSettings.objects.create(user=product.owner, email_on_job_finished=False)
+    job = running_job(product)
+    with django_capture_on_commit_callbacks(execute=True):
+        transitions.job_succeed(job_id=str(job.pk), attempt=1, message="Done.")
+    assert drain_queue() == []  # no endpoints, no email
+    assert Event.objects.get().type == "job.succeeded"
+    assert mail.outbox == []
+
+
+def test_a_stale_transition_announces_nothing(product, django_capture_on_commit_callbacks):
+    job = running_job(product)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert not transitions.job_succeed(job_id=str(job.pk), attempt=2, message="Done.")
+    assert not Event.objects.exists()
+
+
+def test_retries_stop_after_the_last_attempt(settings, product, receiver):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    receiver.statuses = [503]
+    endpoint, _ = services.webhook_endpoint_create(user=product.owner, url=receiver.url)
+    event = Event.objects.create(user=product.owner, type="job.failed", payload={"x": 1})
+    first = services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                     attempt=1)
+    assert first.next_attempt_at is not None
+    last = services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                    attempt=2)
+    assert (last.outcome, last.status_code, last.next_attempt_at) == ("failed", 503, None)
+    assert Schedule.objects.filter(func="notifications.tasks.deliver_webhook").count() == 1
+    # A second delivery of the same task claims nothing and sends nothing.
+    assert services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                    attempt=2) is None
+    assert len(receiver.requests) == 2
+
+
+def test_the_backoff_grows_fourfold(settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60
+    assert [services.retry_delay(n).total_seconds() for n in (1, 2, 3, 4, 5)] == [
+        60, 240, 960, 3840, 15360]
+
+
+# --- no internal addresses --------------------------------------------------------------
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1",
+                                     "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
+                                     "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1"])
+def test_internal_addresses_are_internal(address):
+    assert webhooks.is_internal(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::1"])
+def test_public_addresses_are_not(address):
+    assert not webhooks.is_internal(address)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hook", "http://localhost/hook",
+                                 "http://169.254.169.254/latest/meta-data/",
+                                 "http://[::1]/hook", "http://10.0.0.5/hook",
+                                 "ftp://example.com/hook", "http://user:pw@example.com/",
+                                 "http://example.com:99999/"])
+def test_internal_or_odd_urls_are_refused_when_saved(settings, owner, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    with pytest.raises(services.NotificationError):
+        services.webhook_endpoint_create(user=owner, url=url)
+
+
+def test_delivery_checks_the_address_again_and_sends_nothing_inside(settings, owner,
+                                                                    receiver):
+    # Saved while allowed (or a name that resolved to a public address then): the check
+    # at delivery time is the one that counts.
+    endpoint, _ = services.webhook_endpoint_create(user=owner, url=receiver.url)
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    event = services.webhook_test_send(endpoint=endpoint)
+    delivery = services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                        attempt=1)
+    assert delivery.outcome == "failed" and delivery.status_code is None
+    assert "127.0.0.1, an internal address" in delivery.error
+    assert receiver.requests == []
+
+
+def test_redirects_are_not_followed(owner, receiver):
+    receiver.statuses = [302]
+    receiver.redirect_to = "http://169.254.169.254/latest/meta-data/"
+    endpoint, _ = services.webhook_endpoint_create(user=owner, url=receiver.url)
+    event = services.webhook_test_send(endpoint=endpoint)
+    delivery = services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                        attempt=1)
+    assert (delivery.outcome, delivery.status_code) == ("failed", 302)
+    assert "redirects are not followed" in delivery.error
+    assert len(receiver.requests) == 1
+    assert delivery.next_attempt_at is None  # a test event is tried once
+
+
+def test_an_unreachable_endpoint_is_a_failed_attempt(owner):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint, _ = services.webhook_endpoint_create(user=owner, url=f"http://127.0.0.1:{port}/")
+    event = Event.objects.create(user=owner, type="job.failed", payload={})
+    delivery = services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                        attempt=1)
+    assert delivery.outcome == "failed" and delivery.status_code is None
+    assert "ConnectionRefusedError" in delivery.error
+    assert delivery.next_attempt_at is not None
