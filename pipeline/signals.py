@@ -4,15 +4,16 @@ hear a job's end by."""
 
 from __future__ import annotations
 
-import shutil
+import copy
+from functools import partial
 from typing import Any
 
 from django.db import models, transaction
 from django.db.models.signals import pre_delete
 from django.dispatch import Signal, receiver
 
+from pipeline.cleanup import remove_deleted_job_files
 from pipeline.models import Job
-from pipeline.storage import delete_job_frames, job_model_dir
 from products.models import Photo, Product
 from products.services import ProductError
 from products.signals import deletion_requested
@@ -35,25 +36,21 @@ def latest_job_annotations() -> dict[str, Any]:
 
 @receiver(deletion_requested, dispatch_uid="pipeline.refuse_while_active")
 def refuse_while_active(sender, *, product: Product, **kwargs: Any) -> None:
-    if not product.jobs.filter(status__in=Job.ACTIVE_STATUSES).exists():
-        return
-    if sender is Photo:
+    """No deleting photos under an active job; deleting the product cancels it first."""
+    # Deferred: pipeline.transitions imports this module for its signals.
+    from pipeline.transitions import job_cancel
+
+    active = list(product.jobs.filter(status__in=Job.ACTIVE_STATUSES))
+    if active and sender is Photo:
         raise ProductError("A job is queued or running on these photos; wait for it to "
                            "finish or cancel it before deleting photos.")
-    raise ProductError(f"{product.name} has a job queued or running; cancel it "
-                       "before deleting the product.")
+    for job in active:  # its stage is stopped with its files, after the commit
+        job_cancel(job=job, message="Cancelled: its product is being deleted.")
 
 
-@receiver(pre_delete, sender=Product, dispatch_uid="pipeline.remove_job_files")
-def remove_job_files(sender, instance: Product, **kwargs: Any) -> None:
-    """The product's jobs go with it (CASCADE); their frames and kept models go once the
-    deletion commits."""
-    jobs = list(instance.jobs.all())
-
-    def remove() -> None:
-        for job in jobs:
-            delete_job_frames(job)
-            shutil.rmtree(job_model_dir(job), ignore_errors=True)
-
-    if jobs:
-        transaction.on_commit(remove)
+@receiver(pre_delete, sender=Job, dispatch_uid="pipeline.remove_job_files")
+def remove_job_files(sender, instance: Job, **kwargs: Any) -> None:
+    """A deleted job (alone in the admin, or with its product) leaves nothing behind: its
+    stage, workspace, frames and kept model go once the deletion commits."""
+    # A copy: Django clears the deleted instance's pk.
+    transaction.on_commit(partial(remove_deleted_job_files, copy.copy(instance)))

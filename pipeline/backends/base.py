@@ -150,6 +150,11 @@ class Backend(abc.ABC):
         """Job ids that have a workspace (for the cleanup schedule). Optional."""
         return []
 
+    def workspace_changed_at(self, job_id: str) -> float | None:
+        """When the job's workspace last changed (Unix time), for the cleanup schedule to
+        judge a workspace whose job is gone; None when unknown (it is then kept)."""
+        return None
+
 
 _BACKENDS = {
     "local": "pipeline.backends.local.LocalBackend",

@@ -69,6 +69,13 @@ class LocalBackend(Backend):
     def workspace_exists(self, job_id: str) -> bool:
         return self.workspace(job_id).is_dir()
 
+    def workspace_changed_at(self, job_id: str) -> float | None:
+        # The folder's own time moves whenever progress.json is replaced (a rename).
+        try:
+            return self.workspace(job_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def list_workspaces(self) -> list[str]:
         if not self.jobs_root.is_dir():
             return []

@@ -105,6 +105,15 @@ class ModalBackend(Backend):
     def workspace_exists(self, job_id: str) -> bool:
         return self._exists(self.workspace(job_id))
 
+    def workspace_changed_at(self, job_id: str) -> float | None:
+        # The newest file inside: a folder's own time on the volume need not move when a
+        # file in it is replaced.
+        try:
+            entries = self._listdir(self.workspace(job_id), recursive=True)
+        except _Missing:
+            return None
+        return float(max((e.mtime for e in entries), default=0)) or None
+
     def list_workspaces(self) -> list[str]:
         try:
             entries = self._listdir(PurePosixPath("jobs"))

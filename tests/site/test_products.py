@@ -93,11 +93,12 @@ class TestProductPages:
         assert ".thumb.jpg" in page and "Latest job: failed" in page
         assert len(queries) <= 6  # session, user, count, one list query: no N+1
 
-    def test_delete_refused_while_a_job_runs(self, signed_in, product):
+    def test_delete_cancels_a_running_job_first(self, signed_in, product):
         Job.objects.create(product=product, status=Job.Status.RUNNING)
         response = signed_in.post(f"/products/{product.pk}/delete/", follow=True)
-        assert "cancel it before deleting" in response.content.decode()
-        assert Product.objects.filter(pk=product.pk).exists()
+        assert "Deleted Mug with its photos and jobs." in response.content.decode()
+        assert not Product.objects.filter(pk=product.pk).exists()
+        assert not Job.objects.exists()
 
     def test_deleting_a_product_removes_its_files(self, signed_in, product, uploads_dir,  # noqa: F811
                                                   django_capture_on_commit_callbacks):
