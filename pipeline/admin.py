@@ -6,7 +6,7 @@ from products.admin import ProductAdmin
 from products.models import Product
 
 from . import selectors, services
-from .models import Job
+from .models import Job, Video
 
 
 class ProgressFilter(admin.SimpleListFilter):
@@ -130,3 +130,21 @@ class ProductWithJobsAdmin(ProductAdmin):
 
 admin.site.unregister(Product)
 admin.site.register(Product, ProductWithJobsAdmin)
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    """Turntable videos, read-only: the worker makes them, and the job's page (or the API)
+    asks for them through pipeline.video_services."""
+
+    list_display = ["id", "job", "format", "background", "status", "progress", "size",
+                    "created_at", "finished_at"]
+    list_filter = ["status", "format"]
+    search_fields = ["id", "job__id", "job__product__name", "error"]
+    list_select_related = ["job", "job__product"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -4,6 +4,7 @@ the job page, on the real database."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from accounts.tokens import create_token
@@ -179,6 +181,17 @@ class TestRequest:
         # The first attempt's task, delivered late, does nothing.
         assert make_video(str(v.pk), 1) == "skipped"
 
+    def test_a_video_whose_worker_was_lost_is_queued_again(self, done_job, settings):
+        v = video_services.video_request(job=done_job, fmt="webm")
+        running = video_services.video_claim(video_id=str(v.pk), attempt=1)
+        assert video_services.video_request(job=done_job, fmt="webm").status == "running"
+        Video.objects.filter(pk=v.pk).update(updated_at=timezone.now() - timedelta(
+            seconds=settings.JOB_STALE_AFTER_SECONDS + 1))
+        again = video_services.video_request(job=done_job, fmt="webm")
+        assert (again.pk, again.status, again.attempts) == (v.pk, "queued", 2)
+        # The lost run, if it comes back, owns nothing any more.
+        assert not video_services.video_save_progress(video=running, progress=0.5)
+
     def test_task_makes_the_video_and_a_duplicate_does_nothing(self, done_job, tmp_path):
         v = video_services.video_request(job=done_job, fmt="webm")
         assert make_video(str(v.pk), 1) == Video.Status.SUCCEEDED
@@ -286,6 +299,12 @@ class TestPage:
         assert "<video" in poll and "data-video-live" not in poll
         v.refresh_from_db()
         assert f'href="{v.file.url}" download' in poll
+
+    def test_admin_lists_videos_read_only(self, done_job, admin_client):
+        v = video_services.video_request(job=done_job, fmt="mp4")
+        listing = admin_client.get(reverse("admin:pipeline_video_changelist"))
+        assert listing.status_code == 200 and str(v.pk) in listing.content.decode()
+        assert admin_client.get(reverse("admin:pipeline_video_add")).status_code == 403
 
     def test_bad_colour_is_a_message_not_a_video(self, done_job, owner, client):
         client.force_login(owner)
