@@ -12,8 +12,10 @@ caller's address through `client_address` below, the same rule as these throttle
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
+import threading
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -37,6 +39,7 @@ class SettingRateThrottle(SimpleRateThrottle):
 
     def __init__(self) -> None:  # the rate is read per call (see _load_rate), not here
         self.rate = None
+        self._calls = threading.local()
 
     def configured_rate(self) -> str | None:
         return getattr(settings, self.rate_setting) or None
@@ -48,7 +51,16 @@ class SettingRateThrottle(SimpleRateThrottle):
         return self.rate is not None
 
     def allow_request(self, request: HttpRequest) -> bool:
-        return not self._load_rate() or super().allow_request(request)
+        # ninja keeps one throttle per operation for every thread, and the base class keeps
+        # each call's key and history on the instance: each call gets its own copy.
+        call = copy.copy(self)
+        self._calls.current = call
+        return not call._load_rate() or SimpleRateThrottle.allow_request(call, request)
+
+    def wait(self) -> float | None:
+        """Seconds before this thread's last refused call would be allowed."""
+        call = getattr(self._calls, "current", None)
+        return SimpleRateThrottle.wait(call) if call is not None else None
 
     def get_ident(self, request: HttpRequest) -> str:
         return client_address(request) or "unknown"
