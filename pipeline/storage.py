@@ -32,6 +32,15 @@ def job_frames_relpath(job: Job) -> str:
     return f"{job.product_id}/{job.pk}"
 
 
+def job_frames_location(job: Job) -> str:
+    """Where an operator finds the job's frames: their folder on disk, or their URL."""
+    relpath = job_frames_relpath(job)
+    try:
+        return frame_storage.path(relpath)
+    except NotImplementedError:  # a bucket has no local path
+        return frame_storage.url(f"{relpath}/")
+
+
 def publish_job_frames(job: Job, src: Path) -> None:
     """Copy the job's frames, built in the local folder `src`, into the frames storage,
     replacing what an earlier attempt left. The manifest goes last: while it is missing,

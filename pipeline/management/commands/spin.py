@@ -20,7 +20,7 @@ from pipeline.engine.presets import PRESET_NAMES
 from pipeline.errors import JobError
 from pipeline.models import Job
 from pipeline.services import JobOptions, cancel_job, start_job
-from pipeline.storage import job_frames_dir
+from pipeline.storage import job_frames_location
 from pipeline.tasks import JobRunner
 from products.models import Product
 from products.services import add_photos
@@ -100,7 +100,7 @@ class Command(BaseCommand):
         if status != Job.Status.SUCCEEDED:
             raise CommandError(f"Job {job.pk} {status}: {job.error or job.message}")
         self.stdout.write(self.style.SUCCESS(
-            f"{job.message} Frames in {job_frames_dir(job)}"))
+            f"{job.message} Frames in {job_frames_location(job)}"))
 
     def _product(self, pk: int) -> Product:
         try:
