@@ -10,8 +10,9 @@ from nerfsite.files import frame_origin
 
 
 class FrameOriginCSPMiddleware(CSPMiddleware):
-    """django-csp's middleware; img-src also admits the frames' bucket or CDN, so the
-    site's own viewer shows frames stored there."""
+    """django-csp's middleware; img-src and media-src also admit the frames' bucket or
+    CDN, so the site's own viewer shows frames stored there, and the job page plays the
+    turntable videos stored beside them."""
 
     def get_policy_parts(self, request: HttpRequest, response: HttpResponseBase,
                          report_only: bool = False) -> PolicyParts:
@@ -19,6 +20,7 @@ class FrameOriginCSPMiddleware(CSPMiddleware):
         origin = frame_origin()
         if origin:
             update = dict(parts.update or {})
-            update["img-src"] = [*update.get("img-src", []), origin]
+            for directive in ("img-src", "media-src"):
+                update[directive] = [*update.get(directive, []), origin]
             parts.update = update
         return parts

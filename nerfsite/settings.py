@@ -377,6 +377,7 @@ CONTENT_SECURITY_POLICY = {
         "style-src": [SELF, "'unsafe-inline'"],
         # nerfsite.security adds the frames' origin when they come from a bucket or CDN.
         "img-src": [SELF, "data:", "blob:"],
+        "media-src": [SELF],  # turntable videos, beside the frames (nerfsite.security)
         "connect-src": [SELF],
         "font-src": [SELF],
         "object-src": [NONE],

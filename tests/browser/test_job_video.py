@@ -11,8 +11,7 @@ import pytest
 
 from pipeline.models import Job, Video
 from products.models import Product
-from tests.site.jobs_fixtures import storage
-from tests.site.test_job_page import finished_frames
+from tests.site.jobs_fixtures import finished_frames, storage
 
 __all__ = ["storage"]
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]

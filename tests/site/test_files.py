@@ -191,6 +191,7 @@ def test_frames_on_s3_are_public_bucket_urls_with_long_cache_headers(
     assert page.status_code == 200
     policy = csp_directives(page)
     assert s3_buckets.endpoint in policy["img-src"]
+    assert s3_buckets.endpoint in policy["media-src"]  # turntable videos
     assert s3_buckets.endpoint not in policy["script-src"] + policy["connect-src"]
     # Deleting the product removes its published frames once the deletion commits.
     with django_capture_on_commit_callbacks(execute=True):

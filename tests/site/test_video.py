@@ -24,10 +24,10 @@ from pipeline.models import Job, Video
 from pipeline.video_tasks import make_video
 from products.models import Product
 from tests.conftest import wait_for
-from tests.site.jobs_fixtures import drain_queue, frames_dir, storage
-from tests.site.test_job_page import finished_frames
+from tests.s3_server import s3_buckets, s3_endpoint
+from tests.site.jobs_fixtures import drain_queue, finished_frames, frames_dir, storage
 
-__all__ = ["storage"]
+__all__ = ["s3_buckets", "s3_endpoint", "storage"]
 
 SIZE = 33  # odd on purpose: the video pads it to 34
 SQUARE = (8, 8, 24, 24)  # opaque in every frame; the rest is transparent
@@ -219,6 +219,27 @@ class TestRequest:
         with django_capture_on_commit_callbacks(execute=True):
             done_job.product.delete()
         assert not path.exists() and not Video.objects.exists()
+
+
+@pytest.mark.django_db
+def test_frames_and_video_in_a_bucket(product, storage, s3_buckets, tmp_path,
+                                      django_capture_on_commit_callbacks):
+    """With the frames storage on S3 the video is made from the bucket's frames and
+    published there: a public, long-cached object beside them, deleted with them."""
+    job = Job.objects.create(product=product, status=Job.Status.SUCCEEDED)
+    finished_frames(job, rows=1, per_row=4, size=32)
+    v = video_services.video_request(job=job, fmt="mp4", background="#0000ff")
+    assert make_video(str(v.pk), 1) == Video.Status.SUCCEEDED, Video.objects.get().error
+    v.refresh_from_db()
+    key = f"{product_job(job)}/videos/{v.pk}.mp4"
+    assert v.file.url.startswith(f"{s3_buckets.endpoint}/{s3_buckets.frames}/{key}")
+    head = s3_buckets.client.head_object(Bucket=s3_buckets.frames, Key=key)
+    assert head["ContentType"] == "video/mp4" and head["ContentLength"] == v.size
+    meta, frames = read_video(v, tmp_path)
+    assert meta["size"] == (32, 32) and len(frames) == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        product.delete()
+    assert s3_buckets.keys(s3_buckets.frames, prefix=f"{product_job(job)}/") == []
 
 
 def product_job(job: Job) -> str:
