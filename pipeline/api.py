@@ -252,14 +252,14 @@ class VideoOut(Schema):
 
     id: uuid.UUID
     job_id: uuid.UUID
-    format: str
+    format: Literal[tuple(Video.Format.values)]
     background: str = Field(description="#rrggbb (MP4); empty for WebM.")
     status: Literal[tuple(Video.Status.values)]
     progress: float = Field(description="0–1 while it is made.")
     error: str = Field(description="Why it failed, for people (empty otherwise).")
     url: str | None = Field(description="The video file once ready: public, like the "
                                         "frames, so storefronts can embed it.")
-    bytes: int | None = Field(alias="size")
+    bytes: int | None = Field(alias="size", description="The file's size once ready.")
     created_at: datetime
     finished_at: datetime | None
 

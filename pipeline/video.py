@@ -13,6 +13,7 @@ Frames go to ffmpeg's stdin as raw RGBA: nothing is re-encoded to PNG on the way
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -32,6 +33,9 @@ CONTENT_TYPES: dict[Format, str] = {"mp4": "video/mp4", "webm": "video/webm"}
 # (1440 frames) is thinned to MAX_FPS * TURN_SECONDS evenly spaced frames.
 TURN_SECONDS = 8
 MAX_FPS = 30
+# Full HD at most: what marketplaces and social networks show; larger frames (up to 4096 px)
+# would only make the file heavier and slower to make.
+MAX_SIDE = 1080
 # Encoder settings: visually clean at web sizes, and fast enough for a worker's CPU.
 # VP9 leaves its alternate reference frames off: with alpha some decoders show them.
 CODEC_ARGS: dict[Format, list[str]] = {
@@ -77,6 +81,12 @@ def parse_colour(text: str) -> tuple[int, int, int]:
         raise VideoError(f"A colour is #rrggbb, not {text!r}.") from None
 
 
+def fitted_size(width: int, height: int) -> tuple[int, int]:
+    """The frame's size scaled down to MAX_SIDE on its longer side (never up)."""
+    scale = min(1.0, MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def even_size(width: int, height: int) -> tuple[int, int]:
     """yuv420p halves the colour resolution in both directions: sides must be even."""
     return width + width % 2, height + height % 2
@@ -89,9 +99,10 @@ def encode(
 ) -> None:
     """Write `count` frames (any PIL mode; all the size of the first) to `dest` as `fmt`.
 
-    MP4 lays each frame over `background` (white when None); WebM keeps its alpha. A frame
-    with an odd side is padded by one transparent pixel. `on_progress` gets the fraction
-    of frames sent. Raises VideoError with ffmpeg's last words when it fails.
+    MP4 lays each frame over `background` (white when None); WebM keeps its alpha. Frames
+    larger than MAX_SIDE are scaled down; an odd side is padded by one transparent pixel.
+    `on_progress` gets the fraction of frames sent. Raises VideoError with ffmpeg's last
+    words when it fails.
     """
     if fmt not in CODEC_ARGS:
         raise VideoError(f"Unknown video format {fmt!r}: use one of {', '.join(FORMATS)}.")
@@ -100,7 +111,8 @@ def encode(
     first = next(iterator, None)
     if first is None:
         raise VideoError("The spin has no frames to make a video from.")
-    size = even_size(*first.size)
+    source = first.size
+    size = even_size(*fitted_size(*source))
     fill = (*(background or (255, 255, 255)), 255) if fmt == "mp4" else (0, 0, 0, 0)
     command = [
         ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
@@ -115,10 +127,10 @@ def encode(
         assert proc.stdin is not None
         sent = 0
         try:
-            for frame in _chain(first, iterator):
+            for frame in itertools.chain([first], iterator):
                 if sent == count:
                     break
-                proc.stdin.write(_canvas(frame, size, fill).tobytes())
+                proc.stdin.write(_canvas(frame, source, size, fill).tobytes())
                 sent += 1
                 if on_progress is not None:
                     on_progress(sent / count)
@@ -149,18 +161,17 @@ def ffmpeg_exe() -> str:
         raise VideoError(f"No ffmpeg to make videos with: {exc}") from exc
 
 
-def _chain(first: Image.Image, rest: Iterable[Image.Image]) -> Iterable[Image.Image]:
-    yield first
-    yield from rest
-
-
-def _canvas(frame: Image.Image, size: tuple[int, int],
+def _canvas(frame: Image.Image, source: tuple[int, int], size: tuple[int, int],
             fill: tuple[int, int, int, int]) -> Image.Image:
-    """The frame as RGBA on a `size` canvas of `fill` (a colour for MP4, clear for WebM)."""
+    """The frame (`source` px, as the first was) as RGBA, fitted into MAX_SIDE, on a `size`
+    canvas of `fill`: a colour for MP4, clear for WebM."""
+    if frame.size != source:
+        raise VideoError(f"The frames differ in size ({frame.width} × {frame.height} px "
+                         f"after {source[0]} × {source[1]} px).")
     rgba = frame.convert("RGBA")
-    if even_size(*rgba.size) != size:
-        raise VideoError(f"The frames differ in size ({rgba.width} × {rgba.height} px "
-                         f"after {size[0]} × {size[1]} px).")
+    fitted = fitted_size(*source)
+    if rgba.size != fitted:  # Pillow resizes RGBA premultiplied: no dark fringes
+        rgba = rgba.resize(fitted, Image.Resampling.LANCZOS)
     if rgba.size == size and fill[3] == 0:
         return rgba
     canvas = Image.new("RGBA", size, fill)

@@ -85,6 +85,15 @@ class TestEncode:
             assert frame[16, 16, 3] == 255
         assert np.abs(frames[0].astype(int)[16, 16, :3] - (200, 0, 90)).max() <= 8
 
+    def test_large_frames_are_scaled_to_full_hd(self, tmp_path):
+        frames = [Image.new("RGBA", (1101, 551), (0, 0, 0, 0)) for _ in range(2)]
+        for image in frames:
+            image.paste((20, 40, 200, 255), (0, 0, 550, 551))  # left half opaque blue
+        video.encode(frames, tmp_path / "big.webm", fmt="webm", count=2, fps=Fraction(2))
+        meta, decoded = decode(tmp_path / "big.webm", vp9_alpha=True)
+        assert meta["size"] == (1080, 540) and len(decoded) == 2
+        assert decoded[0][270, 100, 3] == 255 and decoded[0][270, 1000, 3] == 0
+
     def test_a_frame_of_another_size_is_refused(self, tmp_path):
         frames = [*tiny_frames(2), *tiny_frames(1, size=48)]
         with pytest.raises(video.VideoError, match="differ in size"):
