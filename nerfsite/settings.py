@@ -163,8 +163,9 @@ def s3_storage(backend: str, bucket: str, *, endpoint_url: str, region: str,
 
 
 def photos_s3_storage(bucket: str, *, endpoint_url: str, region: str) -> dict:
+    # A photo being streamed or packed is held in memory up to 5 MB, then in a temporary file.
     return s3_storage("storages.backends.s3.S3Storage", bucket, endpoint_url=endpoint_url,
-                      region=region, file_overwrite=False)
+                      region=region, file_overwrite=False, max_memory_size=5 * 1024 * 1024)
 
 
 def frames_s3_storage(bucket: str, *, endpoint_url: str, region: str,

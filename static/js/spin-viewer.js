@@ -112,7 +112,11 @@
       const zoomOut = el("button", { type: "button", "aria-label": "Zoom out", "data-action": "zoom-out" }, "−");
       this.bgButton = el("button", { type: "button", "data-action": "background" });
       const full = el("button", { type: "button", "data-action": "fullscreen" }, "Fullscreen");
-      this.download = el("a", { class: "button", "data-action": "download", download: "" }, "Download this frame");
+      // A browser downloads only same-origin links; a frame from another origin (this
+      // site, seen from a storefront, or a bucket) opens in a new tab instead of replacing
+      // the shop's page.
+      this.download = el("a", { class: "button", "data-action": "download", download: "",
+                                 target: "_blank", rel: "noopener" }, "Download this frame");
       this.status = el("span", { class: "spin-status", "aria-live": "polite" });
       bar.append(this.playButton, zoomOut, zoomIn, this.bgButton, full, this.download, this.status);
       r.replaceChildren(this.canvas, bar);

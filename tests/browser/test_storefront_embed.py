@@ -173,6 +173,14 @@ def test_embed_on_another_origin_turns_and_loads_frames(
     assert len({u for u in loaded if "/previews/" in u}) == FRAMES_PER_TURN, loaded
     assert any(u.endswith(".png") and "/frames/frame_" in u for u in loaded), loaded
     assert f"{live_server.url}/jobs/{finished_job.pk}/spin.json" in watch.loaded
+    # "Download this frame" opens the frame beside the shop's page, never in its place.
+    with context.expect_page() as opened:
+        page.get_by_role("link", name="Download this frame").click()
+    frame = opened.value
+    frame.wait_for_load_state()
+    assert frame.url.startswith(frames_origin) and frame.url.endswith(".png"), frame.url
+    assert page.url == f"{shop_url}/index.html"
+    frame.close()
     where = request.node.callspec.params["frames_origin"]
     page.locator("[data-spin-viewer]").screenshot(
         path=str(artifacts / f"storefront-embed-{where}.png"))
