@@ -299,6 +299,13 @@ class TestApi:
         other = Job.objects.create(product=done_job.product, status=Job.Status.FAILED)
         assert owner_api.get(f"/api/jobs/{other.pk}/videos/{v.pk}").status_code == 404
 
+    def test_staff_may_request_for_any_job(self, done_job, django_user_model):
+        staff = django_user_model.objects.create_user("ops", password="pw-ops-123",
+                                                      is_staff=True)
+        r = api_for(staff).post(f"/api/jobs/{done_job.pk}/videos", {"format": "webm"},
+                                content_type="application/json")
+        assert r.status_code == 202 and r.json()["background"] == ""
+
     @pytest.mark.parametrize("body", [{"format": "gif"}, {"background": "red"},
                                       {"background": "#12345"}, {"format": None}])
     def test_bad_input_is_422(self, done_job, owner, body):
