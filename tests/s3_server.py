@@ -1,8 +1,8 @@
 """A real S3-compatible server for the tests: moto's, in server mode, on a free local port.
 
 It stands at the network edge only: the site reaches it over HTTP through django-storages
-and boto3, exactly as it would AWS S3, R2 or MinIO. It checks no credentials and no bucket
-policy, so the tests check privacy where the site decides it (which URLs it hands out).
+and boto3, exactly as it would AWS S3, R2 or MinIO. Like S3, it refuses a request without
+credentials unless the bucket's policy lets anyone read.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -112,6 +113,10 @@ def test_photos_on_s3_reach_only_their_owner_and_staff(
     keys = s3_buckets.keys(s3_buckets.photos)
     assert keys == sorted([photo.image.name, photo.image.name.replace(".jpg", ".thumb.jpg")])
     check_photo_privacy(photo, owner, django_user_model)
+    # The bucket itself lets no one in without credentials.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{s3_buckets.endpoint}/{s3_buckets.photos}/{photo.image.name}")
+    assert refused.value.code == 403
     # The site hands out its own URLs, never the bucket's.
     api = Client(HTTP_AUTHORIZATION=f"Bearer {create_token(owner, 'tests')[1]}")
     listed = api.get(f"/api/products/{product.pk}/photos").json()["items"][0]
