@@ -126,3 +126,20 @@ def test_the_notifications_page(client, owner, receiver, django_capture_on_commi
 
     assert client.post(f"/notifications/endpoints/{endpoint.pk}/delete/").status_code == 302
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_admin_shows_events_and_deliveries_but_never_the_secret(client, owner, receiver,
+                                                                     django_user_model):
+    from notifications import services
+
+    endpoint, secret = services.webhook_endpoint_create(user=owner, url=receiver.url)
+    event = services.webhook_test_send(endpoint=endpoint)
+    services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk, attempt=1)
+    client.force_login(django_user_model.objects.create_superuser("admin"))
+    for url in ("/admin/notifications/event/", f"/admin/notifications/event/{event.pk}/change/",
+                "/admin/notifications/webhookdelivery/", "/admin/notifications/webhookendpoint/",
+                f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/",
+                "/admin/notifications/notificationsettings/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert secret not in response.content.decode()
