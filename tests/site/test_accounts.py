@@ -147,3 +147,30 @@ def test_password_change_when_signed_in(client, django_user_model):
     assert response.status_code == 302 and response.url == "/accounts/password_change/done/"
     assert client.get(response.url).status_code == 200  # still signed in
     assert signs_in("shop", PASSWORD)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("", ["django.core.mail.backends.console.EmailBackend"]),
+    ("smtp://shop:p%40ss@mail.example.com:587?tls=1",
+     ["django.core.mail.backends.smtp.EmailBackend", "mail.example.com", 587, "shop", "p@ss",
+      True, False]),
+    ("smtp://shop:pw@mail.example.com:465?ssl=1",
+     ["django.core.mail.backends.smtp.EmailBackend", "mail.example.com", 465, "shop", "pw",
+      False, True]),
+])
+def test_email_url_sets_the_email_backend(url, expected):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    names = ["EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER",
+             "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS", "EMAIL_USE_SSL"][:len(expected)]
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; from django.conf import settings as s; "
+                               f"print(json.dumps([getattr(s, n) for n in {names!r}]))"],
+        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "nerfsite.settings",
+                       "EMAIL_URL": url}, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
