@@ -253,12 +253,14 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
             assert job.error.startswith("The worker running this job stopped during "
                                         "training")
             assert "Press Retry" in job.error
+            assert job.stage_log[-1]["outcome"] == "lost"  # not "running" for ever
         else:
             new = wait_for(lambda: (h := training_handle(job)) and h["pid"] != handle["pid"]
                            and h, timeout=120, what="training to resume on the new worker")
             job.refresh_from_db()
             assert (job.status, job.attempts) == ("running", 2)
-            assert [e["stage"] for e in job.stage_log] == ["train", "train"]
+            assert [(e["stage"], e["outcome"]) for e in job.stage_log] == [
+                ("train", "lost"), ("train", "running")]  # the killed attempt's is closed
             cancel_job(job)
             wait_for(lambda: not alive(new["pid"]), timeout=10, what="the engine to stop")
     finally:
