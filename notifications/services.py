@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from pipeline.models import Job
 
-from . import payloads, webhooks
+from . import payloads, selectors, webhooks
 from .models import Event, NotificationSettings, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,9 @@ def _enqueue_delivery(event: Event, endpoint: WebhookEndpoint, attempt: int = 1)
 
 
 @transaction.atomic
-def job_event_record(*, job_id: str, status: str) -> Event | None:
-    """The event of a job that has just succeeded or failed, then (after commit) its
-    email and one delivery per endpoint, each a worker task."""
+def job_event_record(*, job_id: str, status: str) -> Event:
+    """The event of a job that has just succeeded or failed, then (after commit) one
+    delivery per endpoint and the owner's email, each a worker task."""
     from django_q.tasks import async_task
 
     job = Job.objects.select_related("product__owner").get(pk=job_id)
@@ -88,11 +88,17 @@ def job_event_record(*, job_id: str, status: str) -> Event | None:
     event = _record_event(user=owner, type=JOB_EVENTS[status], data=payloads.job_data(job),
                           job=job)
     endpoints = list(owner.webhook_endpoints.all())
-    transaction.on_commit(lambda: [_enqueue_delivery(event, e) for e in endpoints])
-    if owner.email and wants_job_emails(owner):
-        transaction.on_commit(lambda: async_task(EMAIL_TASK, str(event.pk),
-                                                 task_name=f"email-{event.pk}",
-                                                 group="notifications"))
+    email = bool(owner.email) and selectors.notification_settings_get(
+        user=owner).email_on_job_finished
+
+    def enqueue() -> None:
+        for endpoint in endpoints:
+            _enqueue_delivery(event, endpoint)
+        if email:
+            async_task(EMAIL_TASK, str(event.pk), task_name=f"email-{event.pk}",
+                       group="notifications")
+
+    transaction.on_commit(enqueue)
     return event
 
 
@@ -103,11 +109,6 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> Event:
                           data=payloads.test_data(endpoint.url))
     transaction.on_commit(lambda: _enqueue_delivery(event, endpoint))
     return event
-
-
-def wants_job_emails(user) -> bool:
-    row = NotificationSettings.objects.filter(user=user).first()
-    return row.email_on_job_finished if row else True
 
 
 # --- sending (run by the worker, notifications.tasks) -----------------------------------
@@ -122,15 +123,23 @@ def max_attempts(event: Event) -> int:
 
 def webhook_deliver(*, event_id: str, endpoint_id: int, attempt: int) -> WebhookDelivery | None:
     """Attempt `attempt` of one event to one endpoint: claim it (a second delivery of the
-    same task does nothing), POST it signed, record the answer, and schedule the next
-    attempt after a failure. None when there is nothing to do."""
+    same task does nothing), POST it signed and record the answer. None when there is
+    nothing to do."""
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     event = Event.objects.filter(pk=event_id).first()
     if endpoint is None or event is None:  # deleted meanwhile
         return None
+    retry_at = (timezone.now() + retry_delay(attempt)
+                if attempt < max_attempts(event) else None)
     try:
-        delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint,
-                                                  attempt=attempt)
+        with transaction.atomic():
+            # The next attempt is scheduled with the claim, before anything is sent, so a
+            # worker that dies mid-request still leaves it; a success cancels it.
+            delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint,
+                                                      attempt=attempt,
+                                                      next_attempt_at=retry_at)
+            if retry_at is not None:
+                _schedule_retry(delivery)
     except IntegrityError:
         log.info("webhook %s to endpoint %s attempt %s already made", event_id,
                  endpoint_id, attempt)
@@ -144,11 +153,15 @@ def webhook_deliver(*, event_id: str, endpoint_id: int, attempt: int) -> Webhook
     delivery.duration_ms = result.duration_ms
     delivery.outcome = (WebhookDelivery.Outcome.SUCCEEDED if result.ok
                         else WebhookDelivery.Outcome.FAILED)
-    if not result.ok and attempt < max_attempts(event):
-        delivery.next_attempt_at = timezone.now() + retry_delay(attempt)
-        _schedule_retry(delivery)
+    if result.ok and retry_at is not None:
+        _cancel_retry(delivery)
+        delivery.next_attempt_at = None
     delivery.save()
     return delivery
+
+
+def _retry_name(delivery: WebhookDelivery) -> str:
+    return f"webhook {delivery.event_id} → {delivery.endpoint_id} #{delivery.attempt + 1}"
 
 
 def _schedule_retry(delivery: WebhookDelivery) -> None:
@@ -158,16 +171,23 @@ def _schedule_retry(delivery: WebhookDelivery) -> None:
     from django_q.tasks import schedule
 
     schedule(DELIVER_TASK, str(delivery.event_id), delivery.endpoint_id, delivery.attempt + 1,
-             name=f"webhook {delivery.event_id} → {delivery.endpoint_id} "
-                  f"#{delivery.attempt + 1}",
-             schedule_type=Schedule.ONCE, repeats=-1, next_run=delivery.next_attempt_at)
+             name=_retry_name(delivery), schedule_type=Schedule.ONCE, repeats=-1,
+             next_run=delivery.next_attempt_at)
+
+
+def _cancel_retry(delivery: WebhookDelivery) -> None:
+    from django_q.models import Schedule
+
+    Schedule.objects.filter(name=_retry_name(delivery)).delete()
 
 
 def job_email_send(*, event_id: str) -> bool:
-    """The job's email to its owner, once: a second delivery of the task sends nothing.
-    False when nothing was sent."""
+    """The job's email to its owner, at most once: the event is marked before sending, so
+    a second delivery of the task sends nothing (a failed send is django-q2's failed task,
+    not a second email). False when nothing was sent."""
     event = Event.objects.select_related("user").filter(pk=event_id).first()
-    if event is None or not event.user.email or not wants_job_emails(event.user):
+    if event is None or not event.user.email or not selectors.notification_settings_get(
+            user=event.user).email_on_job_finished:
         return False
     if not Event.objects.filter(pk=event_id, emailed_at__isnull=True).update(
             emailed_at=timezone.now()):
