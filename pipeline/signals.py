@@ -1,6 +1,6 @@
 """Pipeline's part in products' life: jobs on a product's list, no deleting photos under a
-running job, and a deleted product's job files removed with it; and the signal other apps
-hear a job's end by."""
+running job, a deleted product's active job cancelled and every deleted job's files
+removed; and the signal other apps hear a job's end by."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def latest_job_annotations() -> dict[str, Any]:
     }
 
 
-@receiver(deletion_requested, dispatch_uid="pipeline.refuse_while_active")
-def refuse_while_active(sender, *, product: Product, **kwargs: Any) -> None:
+@receiver(deletion_requested, dispatch_uid="pipeline.settle_active_jobs")
+def settle_active_jobs(sender, *, product: Product, **kwargs: Any) -> None:
     """No deleting photos under an active job; deleting the product cancels it first."""
     # Deferred: pipeline.transitions imports this module for its signals.
     from pipeline.transitions import job_cancel
