@@ -90,7 +90,8 @@ class TestProductPages:
             Product.objects.create(owner=owner, name=f"Chair {i}", sku=f"C-{i}")
         with CaptureQueriesContext(connection) as queries:
             page = signed_in.get("/products/").content.decode()
-        assert ".thumb.jpg" in page and "Latest job: failed" in page
+        cover = product.photos.get().thumbnail_url
+        assert f'src="{cover}"' in page and "Latest job: failed" in page
         assert len(queries) <= 6  # session, user, count, one list query: no N+1
 
     def test_delete_cancels_a_running_job_first(self, signed_in, product):
@@ -115,7 +116,8 @@ class TestUploadPage:
         body = response.json()
         assert body["photo_count"] == 1
         ok, bad = body["results"]
-        assert ok["accepted"] and ok["photo"]["thumbnail_url"].endswith(".thumb.jpg")
+        assert ok["accepted"] and ok["photo"]["thumbnail_url"] == (
+            f"/products/photos/{ok['photo']['id']}/thumbnail/")
         assert not bad["accepted"] and bad["rule"] == "format"
         page = signed_in.get(f"/products/{product.pk}/").content.decode()
         assert "20–100 photos, walk all around the product" in page
@@ -221,7 +223,7 @@ class TestAdmin:
         upload_page(signed_in, product, ("a.jpg", jpeg(1)))
         job = Job.objects.create(product=product, status=Job.Status.FAILED)
         assert "Mug" in admin_client.get("/admin/products/product/").content.decode()
-        assert ".thumb.jpg" in admin_client.get(
+        assert product.photos.get().thumbnail_url in admin_client.get(
             f"/admin/products/product/{product.pk}/change/").content.decode()
         listing = admin_client.get("/admin/pipeline/job/?status=failed&progress=none")
         assert listing.status_code == 200 and "Usage:" in listing.content.decode()
