@@ -6,7 +6,6 @@ settings name: SQLite by default, PostgreSQL when DATABASE_URL points at one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -35,15 +34,23 @@ def worker_environment(settings_dict: dict) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limits(django_db_blocker) -> None:
-    """Throttle counters live in the cache, and every test calls from 127.0.0.1: without
-    this, one test's calls would count against the next one's limits."""
-    from django.core.cache import cache
-    from django.db import DatabaseError
+DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
 
-    with django_db_blocker.unblock(), contextlib.suppress(DatabaseError):
-        cache.clear()  # a database cache whose table is not made yet holds nothing
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(request) -> None:
+    """Throttle counters live in the cache, and every test calls from 127.0.0.1: without
+    this, one test's calls would count against the next one's limits. Only tests that use
+    the database can have counted anything (the cache may be a table in it), and only
+    their test database may be touched, never the one the settings name."""
+    if request.node.get_closest_marker("django_db") is None and not (
+            DB_FIXTURES & set(request.fixturenames)):
+        return
+    from django.core.cache import cache
+
+    request.getfixturevalue("django_db_setup")
+    with request.getfixturevalue("django_db_blocker").unblock():
+        cache.clear()
 
 
 @pytest.fixture
