@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import (
     BadRequest,
+    DisallowedHost,
     RequestDataTooBig,
     SuspiciousOperation,
     TooManyFieldsSent,
@@ -39,6 +40,8 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
     if isinstance(exc, TooManyFieldsSent):
         return 413, "too_large", (f"Too many form fields in one request: at most "
                                   f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}.")
+    if isinstance(exc, DisallowedHost):
+        return 400, "bad_request", "This server does not serve the site the Host header names."
     if isinstance(exc, MultiPartParserError | UnreadablePostError):
         return 400, "bad_request", ("The upload could not be read: send a well-formed "
                                     "multipart/form-data body.")

@@ -95,3 +95,12 @@ def test_the_page_says_why_in_html_and_in_json(owner, product):
     assert "Too many files in one request: at most 300" in html.content.decode()
     as_json = page.post(url, {"files": files}, HTTP_ACCEPT="application/json")
     error(as_json, 413, "too_large")
+
+
+def test_a_host_the_site_does_not_serve_is_400_with_the_reason():
+    client = Client()
+    page = client.get("/products/", HTTP_HOST="shop.example")
+    assert page.status_code == 400
+    assert "does not serve the site the Host header names" in page.content.decode()
+    assert "Host header" in error(client.get("/api/products", HTTP_HOST="shop.example"),
+                                  400, "bad_request")
