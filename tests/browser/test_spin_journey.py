@@ -180,6 +180,8 @@ def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifa
     # …and what the masks kept of each photo the spin learned from.
     masks = page.locator("[data-masks]")
     assert masks.locator("[data-mask]").count() >= 8
+    for img in masks.locator("img").all():  # lazy: each loads once it nears the screen
+        img.scroll_into_view_if_needed()
     page.wait_for_function("() => [...document.querySelectorAll('[data-masks] img')]"
                            ".every(img => img.complete && img.naturalWidth > 0)")
     masks.screenshot(path=str(artifacts / "product-masks.png"))
