@@ -40,3 +40,17 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class PendingSignup(models.Model):
+    """An account made by sign-up whose email address is not confirmed yet. Only these are
+    activated by a confirmation link: an account an admin deactivated has none, so no link
+    (nor a resent one) can bring it back."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pending_signup"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} (email not confirmed)"

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from .models import PendingSignup
 from .verification import uid_decode, uid_encode, verification_token
 
 User = get_user_model()
@@ -26,13 +27,14 @@ def user_sign_up(*, username: str, email: str, password: str,
     user.set_password(password)
     user.full_clean()
     user.save()
+    PendingSignup.objects.create(user=user)
     email_verification_send(user=user, absolute=absolute)
     return user
 
 
 def email_verification_send(*, user, absolute: Callable[[str], str]) -> None:
     """Email the link that activates `user` (nothing for an active account)."""
-    if user.is_active or not user.email:
+    if user.is_active or not user.email or not PendingSignup.objects.filter(user=user).exists():
         return
     link = absolute(reverse("verify_email", kwargs={
         "uidb64": uid_encode(user), "token": verification_token.make_token(user)}))
@@ -43,6 +45,7 @@ def email_verification_send(*, user, absolute: Callable[[str], str]) -> None:
                                             [user.email]))
 
 
+@transaction.atomic
 def user_verify_email(*, uidb64: str, token: str):
     """Activate the account the link names; the user, or None for a wrong, used or
     expired link."""
@@ -50,15 +53,18 @@ def user_verify_email(*, uidb64: str, token: str):
     user = User.objects.filter(pk=pk).first() if pk and pk.isdigit() else None
     if user is None or user.is_active or not verification_token.check_token(user, token):
         return None
-    # Compare-and-set: two clicks at once activate the account once.
-    if not User.objects.filter(pk=user.pk, is_active=False).update(is_active=True):
+    # Compare-and-set on the pending row: two clicks at once activate the account once,
+    # and an account without one (deactivated by an admin) is never activated here.
+    if not PendingSignup.objects.filter(user=user).delete()[0]:
         return None
+    User.objects.filter(pk=user.pk).update(is_active=True)
     user.is_active = True
     return user
 
 
 def unverified_user_for_email(email: str):
-    """The newest inactive account with this address that has never signed in (an
-    account an admin deactivated has), or None."""
+    """The newest account with this address still waiting for its confirmation, or None
+    (an account an admin deactivated is not waiting for one)."""
     return (User.objects.filter(email__iexact=email.strip(), is_active=False,
-                                last_login__isnull=True).order_by("-date_joined").first())
+                                pending_signup__isnull=False)
+            .order_by("-date_joined").first())

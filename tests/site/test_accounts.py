@@ -98,6 +98,24 @@ def test_the_link_can_be_sent_again_without_telling_who_signed_up(client):
     assert client.get(first).status_code == 400  # used up with the account's activation
 
 
+def test_an_account_an_admin_deactivated_stays_off(client, django_user_model):
+    """Neither the old confirmation link nor a resent one brings it back."""
+    sign_up(client)
+    link = link_in(mail.outbox[0], "/accounts/verify/")
+    assert client.get(link).status_code == 302
+    client.logout()
+    User.objects.filter(username="newshop").update(is_active=False)  # the admin's switch
+    assert client.get(link).status_code == 400
+    assert client.post("/accounts/signup/resend/", {"email": "new@example.com"}).status_code == 302
+    admin_made = django_user_model.objects.create_user("made", email="m@example.com",
+                                                       is_active=False)
+    client.post("/accounts/signup/resend/", {"email": "m@example.com"})
+    assert len(mail.outbox) == 1  # no new link for either
+    assert not User.objects.get(username="newshop").is_active
+    assert not User.objects.get(pk=admin_made.pk).is_active
+    assert not signs_in("newshop", PASSWORD)
+
+
 def test_sign_up_can_be_turned_off(client, settings):
     settings.ALLOW_SIGNUP = False
     clear_url_caches()
