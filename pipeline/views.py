@@ -18,6 +18,7 @@ from django.views.generic import DetailView
 from django.views.static import serve
 
 from nerfsite.files import frame_storage
+from nerfsite.ranges import with_byte_ranges
 from products.selectors import product_get_visible, product_usable_photos
 
 from . import charts, comparison, job_display, selectors, services
@@ -83,7 +84,9 @@ def frame_file(request: HttpRequest, path: str) -> HttpResponse:
     """
     if not isinstance(frame_storage, FileSystemStorage):
         raise Http404("Frames are served from their bucket.")
-    response = serve(request, path, document_root=frame_storage.location)
+    # Ranges: Safari plays a turntable video only from a server that answers them.
+    response = with_byte_ranges(request, serve(request, path,
+                                               document_root=frame_storage.location))
     response["Cache-Control"] = frame_cache_control(path)
     public_to_any_origin(response)
     return response
