@@ -8,6 +8,10 @@ GUNICORN_CMD_ARGS overrides any setting here, as gunicorn documents.
 
 import os
 
+from pipeline.engine.lifeline import die_with_parent_from_env
+
+die_with_parent_from_env()  # started by runsite: gone with it (the workers follow the master)
+
 wsgi_app = "nerfsite.wsgi"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

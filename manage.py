@@ -6,6 +6,9 @@ import sys
 
 
 def main() -> None:
+    from pipeline.engine.lifeline import die_with_parent_from_env
+
+    die_with_parent_from_env()  # started by runsite: gone with it, even after a SIGKILL
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nerfsite.settings")
     from django.core.management import execute_from_command_line
 

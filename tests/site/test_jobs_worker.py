@@ -249,7 +249,7 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
         second = start_cluster(job_env, tmp_path / "cluster2.log")
         if action == "fail":
             job = wait_for(lambda: Job.objects.filter(pk=job.pk, status="failed").first(),
-                           timeout=30, what="the job to fail")
+                           timeout=120, what="recovery to fail the job")
             assert job.error.startswith("The worker running this job stopped during "
                                         "training")
             assert "Press Retry" in job.error

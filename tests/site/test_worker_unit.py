@@ -140,8 +140,11 @@ def test_runsite_starts_a_killed_worker_again_and_stops_everything_on_sigterm(
     try:
         def worker_pid() -> int | None:
             for child in psutil.Process(site.pid).children():
-                if "qcluster" in child.cmdline() and cluster_of(child.pid):
-                    return child.pid
+                try:
+                    if "qcluster" in child.cmdline() and cluster_of(child.pid):
+                        return child.pid
+                except psutil.Error:  # the killed worker, until runsite reaps it
+                    continue
             return None
 
         first = wait_for(worker_pid, timeout=90, what="runsite's worker to run")

@@ -7,6 +7,12 @@ command), and the recovery schedule resumes its job. A worker that dies WORKER_R
 times within RESTART_WINDOW_S cannot start (a broker that does not answer, say), and a web
 server that dies is a broken site: then everything stops and the command exits with status
 1, for the platform's restart policy (systemd's Restart=on-failure, Docker's --restart).
+
+Each child runs in its own session, so a signal meant for the whole group (a service
+manager's SIGTERM, which make also passes on) reaches it once, from here: django-q2's
+sentinel dies on a SIGTERM of its own and can leave the cluster's main process waiting on a
+lock it held. Each child also dies with this process, even when it is killed with SIGKILL
+(PARENT_PID_ENV: see pipeline.engine.lifeline).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from collections import deque
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from pipeline.engine.lifeline import PARENT_PID_ENV
 
 WORKER_RESTARTS = 5
 RESTART_WINDOW_S = 300.0
@@ -68,9 +76,9 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("Stopping…")
         finally:
-            # Ctrl-C in a terminal reaches the children too (same process group); this
-            # covers `kill`, a child that exited on its own, and children started from a
-            # background shell, which ignore SIGINT.
+            # Once: a second signal (make passes SIGTERM on to us) must not cut this short.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             for proc in children.values():
                 if proc.poll() is None:
                     proc.terminate()
@@ -85,12 +93,15 @@ class Command(BaseCommand):
     def _start_web(addrport: str) -> subprocess.Popen:
         if settings.PRODUCTION:
             # gunicorn reads gunicorn.conf.py from the project root; HOST:PORT from here.
-            return subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", addrport],
-                                    cwd=settings.BASE_DIR)
-        return subprocess.Popen([sys.executable, "manage.py", "runserver", addrport,
-                                 "--noreload"], cwd=settings.BASE_DIR)
+            return _start_child(["-m", "gunicorn", "--bind", addrport])
+        return _start_child(["manage.py", "runserver", addrport, "--noreload"])
 
     @staticmethod
     def _start_worker() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "manage.py", "qcluster"],
-                                cwd=settings.BASE_DIR)
+        return _start_child(["manage.py", "qcluster"])
+
+
+def _start_child(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=settings.BASE_DIR,
+                            env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
+                            start_new_session=True)
