@@ -167,3 +167,26 @@ def test_runsite_starts_a_killed_worker_again_and_stops_everything_on_sigterm(
             site.wait()
         log.close()
     assert "The worker exited (-9); starting it again." in (tmp_path / "runsite.log").read_text()
+
+
+def test_sigkill_of_runsite_leaves_neither_web_server_nor_worker(worker_env, free_port,
+                                                                 tmp_path):
+    with (tmp_path / "runsite.log").open("w") as log:
+        site = subprocess.Popen([sys.executable, "manage.py", "runsite",
+                                 f"127.0.0.1:{free_port}"], cwd=ROOT, env=worker_env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def running() -> list[psutil.Process] | None:
+            tree = descendants(site.pid)
+            workers = [p for p in tree if p.ppid() == site.pid and cluster_of(p.pid)]
+            return tree if workers and len(tree) >= 3 else None  # web, worker and its own
+
+        everything = wait_for(running, timeout=90, what="runsite's web server and worker")
+        site.send_signal(signal.SIGKILL)
+        site.wait()
+        wait_for(lambda: all_gone(everything), timeout=30,
+                 what="the web server and the worker to die with runsite")
+    finally:
+        if site.poll() is None:
+            site.kill()
+            site.wait()
