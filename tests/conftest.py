@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,23 +35,14 @@ def worker_environment(settings_dict: dict) -> dict[str, str]:
     return env
 
 
-DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
-
-
 @pytest.fixture(autouse=True)
-def fresh_rate_limits(request) -> None:
-    """Throttle counters live in the cache, and every test calls from 127.0.0.1: without
-    this, one test's calls would count against the next one's limits. Only tests that use
-    the database can have counted anything (the cache may be a table in it), and only
-    their test database may be touched, never the one the settings name."""
-    if request.node.get_closest_marker("django_db") is None and not (
-            DB_FIXTURES & set(request.fixturenames)):
-        return
-    from django.core.cache import cache
-
-    request.getfixturevalue("django_db_setup")
-    with request.getfixturevalue("django_db_blocker").unblock():
-        cache.clear()
+def fresh_rate_limits(settings) -> None:
+    """Throttle counters live in the cache, and every test calls from 127.0.0.1: each test
+    gets keys of its own (a fresh KEY_PREFIX; Django reopens the caches when CACHES
+    changes), so one test's calls never count against the next one's limits. Nothing is
+    cleared: on Redis, clearing the cache would empty the task queue's database too."""
+    settings.CACHES = {alias: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}"}
+                       for alias, config in settings.CACHES.items()}
 
 
 @pytest.fixture
