@@ -12,9 +12,6 @@ from .health import healthz
 # Requests Django cannot read (too large, too many files, …): a 4xx that says why.
 handler400 = "nerfsite.client_errors.bad_request"
 
-# Requests Django cannot read (too large, too many files, …): a 4xx that says why.
-handler400 = "nerfsite.client_errors.bad_request"
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="products:list", permanent=False)),
     path("admin/", admin.site.urls),
