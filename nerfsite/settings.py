@@ -282,11 +282,12 @@ else:
 # cluster stats there, so `qinfo` and `qmonitor` see the cluster. Redis when REDIS_URL is
 # set, otherwise a database table, which `migrate` creates (nerfsite.apps).
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": REDIS_URL}}
+    _CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
-                          "LOCATION": "django_cache"}}
+    _CACHE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+              "LOCATION": "django_cache"}
+# The rate limits' counters (nerfsite.throttles) in the same store, under their own prefix.
+CACHES = {"default": _CACHE, "throttles": {**_CACHE, "KEY_PREFIX": "throttle"}}
 
 # --- Auth ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

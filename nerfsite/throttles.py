@@ -1,7 +1,7 @@
 """Rate limits: API calls per token and per address, failed API sign-ins per address, and
 photo uploads per user.
 
-All of them are django-ninja's sliding-window throttle (state in the default cache), with
+All of them are django-ninja's sliding-window throttle (state in the "throttles" cache), with
 the rate read from a setting at each call rather than fixed at import, so a deployment (or
 a test, through override_settings) changes it without code. A rate is ninja's
 "N/period" ("600/min", "20/10min", "1000/h"); an empty one turns that limit off.
@@ -18,6 +18,7 @@ import math
 import threading
 
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest, JsonResponse
 from ninja.errors import Throttled
 from ninja.throttling import BaseThrottle, SimpleRateThrottle
@@ -40,6 +41,10 @@ class SettingRateThrottle(SimpleRateThrottle):
     def __init__(self) -> None:  # the rate is read per call (see _load_rate), not here
         self.rate = None
         self._calls = threading.local()
+
+    @property
+    def cache(self):  # looked up per call: tests give each test counters of its own
+        return caches["throttles"]
 
     def configured_rate(self) -> str | None:
         return getattr(settings, self.rate_setting) or None

@@ -37,12 +37,14 @@ def worker_environment(settings_dict: dict) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limits(settings) -> None:
-    """Throttle counters live in the cache, and every test calls from 127.0.0.1: each test
-    gets keys of its own (a fresh KEY_PREFIX; Django reopens the caches when CACHES
-    changes), so one test's calls never count against the next one's limits. Nothing is
-    cleared: on Redis, clearing the cache would empty the task queue's database too."""
-    settings.CACHES = {alias: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}"}
-                       for alias, config in settings.CACHES.items()}
+    """Throttle counters live in the "throttles" cache, and every test calls from
+    127.0.0.1: each test gets counters of its own (a fresh key prefix; Django reopens the
+    caches when CACHES changes), so one test's calls never count against the next one's
+    limits. Nothing is cleared: on Redis, that would empty the task queue's database too;
+    and the default cache, where the worker publishes its status, is left as it is."""
+    throttles = settings.CACHES["throttles"]
+    settings.CACHES = {**settings.CACHES, "throttles": {
+        **throttles, "KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex[:12]}"}}
 
 
 @pytest.fixture

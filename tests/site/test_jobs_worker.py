@@ -193,10 +193,14 @@ def test_failed_job_shows_the_engines_message_then_retry_runs_to_the_end(
     assert comparison["verdict"] in ("faithful", "fair", "poor")
     assert [v["photo_file"] for v in comparison["views"]] == [
         "photo_1.jpg", "photo_2.jpg", "photo_3.jpg"]
-    assert sorted(p.name for p in job_compare_dir(job).iterdir()) == [
+    # …and beside them each trained photo's mask over the photo.
+    masks = comparison["masks"]
+    assert len(masks) >= 3 and all(0 < m["coverage"] < 1 for m in masks)
+    assert sorted(p.name for p in job_compare_dir(job).iterdir()) == sorted([
         "compare.json", "photo_1.jpg", "photo_2.jpg", "photo_3.jpg", "render_1.png",
-        "render_2.png", "render_3.png"]
-    assert not [p for p in root.rglob("*") if p.name.startswith(("photo_", "compare"))]
+        "render_2.png", "render_3.png", "masks.json",
+        *(f"mask_{n}.jpg" for n in range(1, len(masks) + 1))])
+    assert not [p for p in root.rglob("*") if p.name.startswith(("photo_", "compare", "mask"))]
 
     out = _call("jobs")
     assert str(job.pk)[:8] in out and "succeeded" in out and "100%" in out
