@@ -42,6 +42,11 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
                                   f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}.")
     if isinstance(exc, DisallowedHost):
         return 400, "bad_request", "This server does not serve the site the Host header names."
+    if isinstance(exc, MultiPartParserError) and "header size" in str(exc):
+        # Django reads at most 1 KB of each part's headers: a file name near 1000
+        # characters (a path pasted as a name, say) overflows them.
+        return 400, "bad_request", ("A file name in the upload is too long: rename the file "
+                                    "to fewer than 255 characters and send it again.")
     if isinstance(exc, MultiPartParserError | UnreadablePostError):
         return 400, "bad_request", ("The upload could not be read: send a well-formed "
                                     "multipart/form-data body.")

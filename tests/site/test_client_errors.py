@@ -48,11 +48,24 @@ def error(response, status: int, code: str) -> str:
     return body["detail"]
 
 
-def test_a_file_name_of_1000_characters_is_judged_like_any_other(api, product,
-                                                                  no_errors_logged):
-    name = "a" * 996 + ".jpg"
+def test_a_file_name_of_1000_characters_is_400_and_says_so(api, product, no_errors_logged):
+    """Sent whole, as a browser or curl sends it (the test client's uploaded files cut
+    names to 255 characters on their own)."""
+    name, boundary = "a" * 996 + ".jpg", "name-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n').encode() + jpeg(1) + (
+        f"\r\n--{boundary}--\r\n").encode()
+    detail = error(api.post(f"/api/products/{product.pk}/photos", body,
+                            content_type=f"multipart/form-data; boundary={boundary}"),
+                   400, "bad_request")
+    assert "file name in the upload is too long" in detail
+    assert not Photo.objects.exists()
+
+
+def test_a_long_name_that_can_be_read_is_cut_and_judged_like_any_other(api, product,
+                                                                        no_errors_logged):
     response = api.post(f"/api/products/{product.pk}/photos",
-                        {"files": [SimpleUploadedFile(name, jpeg(1))]})
+                        {"files": [SimpleUploadedFile("b" * 300 + ".jpg", jpeg(1))]})
     assert response.status_code == 200
     result = response.json()["results"][0]
     assert result["accepted"] and len(result["name"]) <= 255
