@@ -281,13 +281,17 @@ else:
 # One cache for every process (web workers, the worker's processes): django-q2 keeps its
 # cluster stats there, so `qinfo` and `qmonitor` see the cluster. Redis when REDIS_URL is
 # set, otherwise a database table, which `migrate` creates (nerfsite.apps).
+# The rate limits' counters (nerfsite.throttles) have a cache of their own: in Redis under
+# their own prefix; in the database in their own table, since a table past MAX_ENTRIES
+# culls keys, and one shared with django-q2 would lose its status (or the counters).
 if REDIS_URL:
-    _CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    _REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    CACHES = {"default": _REDIS, "throttles": {**_REDIS, "KEY_PREFIX": "throttle"}}
 else:
-    _CACHE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
-              "LOCATION": "django_cache"}
-# The rate limits' counters (nerfsite.throttles) in the same store, under their own prefix.
-CACHES = {"default": _CACHE, "throttles": {**_CACHE, "KEY_PREFIX": "throttle"}}
+    _TABLE = {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+              "OPTIONS": {"MAX_ENTRIES": env_int("CACHE_MAX_ENTRIES", 100_000)}}
+    CACHES = {"default": {**_TABLE, "LOCATION": "django_cache"},
+              "throttles": {**_TABLE, "LOCATION": "django_cache_throttles"}}
 
 # --- Auth ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
