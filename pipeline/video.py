@@ -16,7 +16,9 @@ from __future__ import annotations
 import itertools
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +46,8 @@ CODEC_ARGS: dict[Format, list[str]] = {
     "webm": ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-crf", "32",
              "-deadline", "good", "-cpu-used", "4", "-row-mt", "1", "-auto-alt-ref", "0"],
 }
+DECODE_THREADS = 2
+DECODE_AHEAD = 8
 FFMPEG_TIMEOUT_S = 120  # after the last frame: the encoder only has to flush
 
 
@@ -126,11 +130,14 @@ def encode(
                                 stderr=log)
         assert proc.stdin is not None
         sent = 0
+        # Frames are decoded and laid out a few ahead, in threads (Pillow lets go of the
+        # GIL while it decodes), while ffmpeg encodes the ones before them.
+        pool = ThreadPoolExecutor(max_workers=DECODE_THREADS)
+        pixels = _ahead(pool, lambda f: _canvas(f, source, size, fill).tobytes(),
+                        itertools.islice(itertools.chain([first], iterator), count))
         try:
-            for frame in itertools.chain([first], iterator):
-                if sent == count:
-                    break
-                proc.stdin.write(_canvas(frame, source, size, fill).tobytes())
+            for data in pixels:
+                proc.stdin.write(data)
                 sent += 1
                 if on_progress is not None:
                     on_progress(sent / count)
@@ -142,6 +149,8 @@ def encode(
             proc.kill()
             proc.wait()
             raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         if returncode != 0 or sent != count:
             log.seek(0)
             words = log.read().decode(errors="replace").strip().splitlines()[-3:]
@@ -149,6 +158,19 @@ def encode(
             if sent != count:
                 reason = f"{sent} of {count} frames arrived"
             raise VideoError(f"ffmpeg could not make the {fmt.upper()} video: {reason}.")
+
+
+def _ahead(pool: ThreadPoolExecutor, work: Callable[[Image.Image], bytes],
+           frames: Iterable[Image.Image]) -> Iterator[bytes]:
+    """work(frame) for each frame in order, at most DECODE_AHEAD frames ahead of the
+    consumer: a long spin never sits decoded in memory all at once."""
+    pending: deque[Future[bytes]] = deque()
+    for frame in frames:
+        pending.append(pool.submit(work, frame))
+        if len(pending) > DECODE_AHEAD:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def ffmpeg_exe() -> str:
