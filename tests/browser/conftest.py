@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +62,36 @@ def page(chromium, live_server) -> Iterator:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# A phone-sized, touch-emulating screen (an iPhone's 390 × 844 CSS pixels at 3×).
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
+         "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture
+def phone(chromium, live_server) -> Iterator:
+    context = chromium.new_context(base_url=live_server.url, **PHONE)
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page, username: str, password: str, base: str = "") -> None:
+    """Through the site's sign-in page, as a person does; lands on the product list."""
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.wait_for_url(re.compile(r"/products/$"))
+
+
+def drag_across(page, locator) -> None:
+    """A mouse drag leftwards across the middle of `locator`, in ten moves."""
+    box = locator.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.7, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (0.7 - 0.04 * step), y)
+    page.mouse.up()

@@ -4,12 +4,11 @@ as the worker would move it)."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from pipeline.models import Job
 from products.models import Product
+from tests.browser.conftest import sign_in
 from tests.site.test_job_page import running_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -20,11 +19,7 @@ PASSWORD = "pw-card-123"
 def test_progress_card_keeps_focus_and_its_live_region(page, django_user_model):
     owner = django_user_model.objects.create_user("card", password=PASSWORD)
     job = running_job(Product.objects.create(owner=owner, name="Lamp", sku="LAMP-1"))
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("card")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.wait_for_url(re.compile(r"/products/$"))
+    sign_in(page, "card", PASSWORD)
     page.goto(f"/jobs/{job.pk}/")
 
     # Keep hold of the nodes a replacement would swap out, and put the keyboard on

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.models import Job, Video
 from products.models import Product
+from tests.browser.conftest import sign_in
 from tests.site.jobs_fixtures import finished_frames, storage
 
 __all__ = ["storage"]
@@ -31,11 +32,7 @@ def test_make_a_webm_on_the_job_page(page, django_user_model, video_env, qcluste
     job = Job.objects.create(product=product, status=Job.Status.SUCCEEDED,
                              stage=Job.Stage.DONE, progress=1.0)
     finished_frames(job, rows=1, per_row=12, size=64)
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("video")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.wait_for_url(re.compile(r"/products/$"))
+    sign_in(page, "video", PASSWORD)
     # A video the worker is making (no task behind it: the test moves it as the worker would).
     making = Video.objects.create(job=job, format="mp4", background="#ff8800",
                                   status=Video.Status.RUNNING, progress=0.4, attempts=1)

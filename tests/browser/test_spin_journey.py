@@ -19,6 +19,7 @@ from PIL import Image
 
 from pipeline.models import Job
 from products.models import Product
+from tests.browser.conftest import drag_across, sign_in
 from tests.site.jobs_fixtures import delete_photo_files, storage
 from tests.synthetic_scene import make_scene
 
@@ -54,11 +55,7 @@ def owner(django_user_model):
 
 def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifacts):
     # Sign in.
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("shop")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.wait_for_url(re.compile(r"/products/$"))
+    sign_in(page, "shop", PASSWORD)
 
     # Create a product.
     page.goto("/products/new/")
@@ -102,13 +99,7 @@ def test_photos_to_spin_in_the_browser(page, owner, worker, scene_photos, artifa
     canvas = page.locator(".spin-canvas")
     canvas.scroll_into_view_if_needed()
     before = canvas.get_attribute("data-frame")
-    box = canvas.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.7, y)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(box["x"] + box["width"] * (0.7 - 0.04 * step), y)
-    page.mouse.up()
+    drag_across(page, canvas)
     page.wait_for_function(
         "before => document.querySelector('.spin-canvas').dataset.frame !== before", arg=before)
 

@@ -25,6 +25,7 @@ from pipeline.models import Job
 from pipeline.storage import job_frames_relpath
 from products import services
 from products.models import Product
+from tests.browser.conftest import drag_across, sign_in
 from tests.conftest import ROOT
 from tests.s3_server import s3_buckets, s3_endpoint
 from tests.site.jobs_fixtures import finished_frames, storage
@@ -137,13 +138,7 @@ def turn(page) -> None:
     page.wait_for_function(
         "at => document.querySelector('.spin-canvas').dataset.frame !== at", arg=at)
     before = canvas.get_attribute("data-frame")
-    box = canvas.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.7, y)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(box["x"] + box["width"] * (0.7 - 0.04 * step), y)
-    page.mouse.up()
+    drag_across(page, canvas)
     page.wait_for_function(
         "before => document.querySelector('.spin-canvas').dataset.frame !== before", arg=before)
 
@@ -189,11 +184,7 @@ def test_embed_on_another_origin_turns_and_loads_frames(
     # The site's own pages under its policy: the owner's, with the viewer and a photo.
     page = context.new_page()
     watch = Watch(page)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("shop")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    page.wait_for_url(re.compile(r"/products/$"))
+    sign_in(page, "shop", PASSWORD, base=live_server.url)
     product = finished_job.product
     for path in ("/products/", product.get_absolute_url(), "/accounts/tokens/",
                  finished_job.get_absolute_url()):

@@ -15,14 +15,13 @@ import pytest
 from PIL import Image
 
 from products.models import Product
+from tests.browser.conftest import sign_in
 from tests.site.jobs_fixtures import delete_photo_files
 from tests.site.test_heic import heic
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 PASSWORD = "pw-phone-123"
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
-         "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture
@@ -31,14 +30,6 @@ def owner(django_user_model):
     yield user
     for product in Product.objects.filter(owner=user):
         delete_photo_files(product)
-
-
-@pytest.fixture
-def phone(chromium, live_server):
-    context = chromium.new_context(base_url=live_server.url, **PHONE)
-    context.set_default_timeout(20_000)
-    yield context.new_page()
-    context.close()
 
 
 def photo_file(folder: Path, name: str, seed: int) -> Path:
@@ -50,11 +41,7 @@ def photo_file(folder: Path, name: str, seed: int) -> Path:
 
 def test_camera_heic_and_retry_of_one_failed_file(phone, owner, tmp_path, artifacts):
     product = Product.objects.create(owner=owner, name="Teapot", sku="TEA-1")
-    phone.goto("/accounts/login/")
-    phone.get_by_label("Username").fill("phone")
-    phone.get_by_label("Password").fill(PASSWORD)
-    phone.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    phone.wait_for_url(re.compile(r"/products/$"))
+    sign_in(phone, "phone", PASSWORD)
     phone.goto(f"/products/{product.pk}/")
 
     # The camera control asks the phone for its back camera.

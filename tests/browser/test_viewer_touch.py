@@ -9,23 +9,12 @@ import pytest
 
 from pipeline.models import Job
 from products.models import Product
+from tests.browser.conftest import sign_in
 from tests.site.jobs_fixtures import storage
 from tests.site.test_job_page import finished_frames
 
 __all__ = ["storage"]
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
-         "is_mobile": True, "has_touch": True}
-
-
-@pytest.fixture
-def phone(chromium, live_server):
-    context = chromium.new_context(base_url=live_server.url, **PHONE)
-    context.set_default_timeout(20_000)
-    yield context.new_page()
-    context.close()
-
 
 class Fingers:
     """Touches on the page, in CSS pixels."""
@@ -101,10 +90,3 @@ def test_pinch_pan_double_tap_and_swipe_rows(phone, django_user_model, storage, 
     phone.wait_for_function(
         "f => document.querySelector('.spin-canvas').dataset.frame !== f", arg=frame)
 
-
-def sign_in(page, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url("**/products/")

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("shop", password="pw-shop-123")
-
-
-@pytest.fixture
 def other(django_user_model):
     return django_user_model.objects.create_user("rival", password="pw-rival-123")
 

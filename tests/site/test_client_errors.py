@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("shop", password="pw-shop-123")
-
-
-@pytest.fixture
 def product(owner, uploads_dir) -> Product:  # noqa: F811
     return Product.objects.create(owner=owner, name="Vase", sku="V-1")
 

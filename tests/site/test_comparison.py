@@ -40,11 +40,6 @@ SCORES = [(27.5, 0.93, 0.95), (22.0, 0.81, 0.9), (19.5, 0.7, 0.86)]  # a "fair" 
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("shop", password="pw-shop-123")
-
-
-@pytest.fixture
 def product(owner, storage):
     product = Product.objects.create(owner=owner, name="Teapot", sku="TEA-1")
     yield product

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("shop", password="pw-shop-123")
-
-
-@pytest.fixture
 def product(owner) -> Product:
     return Product.objects.create(owner=owner, name="Teapot", sku="TEA-1")
 

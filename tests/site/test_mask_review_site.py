@@ -21,7 +21,6 @@ from pipeline.tasks import JobRunner
 from tests.site.jobs_fixtures import add_photo, noise_png, storage
 from tests.site.test_comparison import (  # noqa: F401 (fixtures)
     api_client,
-    owner,
     product,
     write_engine_comparison,
 )

@@ -15,11 +15,6 @@ from accounts.tokens import create_token
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("shop", password="pw-shop-123")
-
-
 def test_token_page_creates_a_token_shown_once_and_stores_only_its_hash(client, owner):
     client.force_login(owner)
     response = client.post("/accounts/tokens/", {"name": "shop backend"})
