@@ -14,9 +14,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
-from ninja.errors import Throttled
+from ninja.errors import AuthenticationError, Throttled
 
-from accounts.tokens import user_for_token
+from accounts.auth import TokenAuth
 from nerfsite.throttles import UploadThrottle, throttled_response
 
 from . import selectors, services
@@ -33,10 +33,10 @@ def caller(request: HttpRequest):
     """The signed-in user, or the owner of the API token sent as `Authorization: Bearer`,
     so the photo URLs that the API reports work for API clients too. A wrong token is an
     anonymous caller."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return user_for_token(token.strip()) or AnonymousUser()
-    return request.user
+    try:
+        return TokenAuth()(request) or request.user
+    except AuthenticationError:
+        return AnonymousUser()
 
 
 def photo_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
