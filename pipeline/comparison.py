@@ -85,29 +85,24 @@ def _keep_masks(folder: Path) -> list[dict[str, Any]]:
     return kept
 
 
-def mask_path(job: Job, number: int) -> Path | None:
-    """The overlay of mask `number` (from 1) of the job's review; None when there is none."""
-    masks = (job.comparison or {}).get("masks") or []
-    if not 1 <= number <= len(masks):
-        return None
-    try:
-        path = job_compare_dir(job) / _bare(masks[number - 1]["file"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return path if path.is_file() else None
+# Per kind of image: the list on Job.comparison that holds it, and its entries' file key.
+IMAGE_ENTRIES = {"photo": ("views", "photo_file"), "render": ("views", "render_file"),
+                 MASK_KIND: ("masks", "file")}
 
 
 def image_path(job: Job, number: int, kind: str) -> Path | None:
-    """The file of view `number` (from 1) of the job's comparison: its photo or its
-    render; None when there is no such file."""
-    views = (job.comparison or {}).get("views") or []
-    if kind not in IMAGE_KINDS or not 1 <= number <= len(views):
+    """The file of entry `number` (from 1) of the job's comparison: a view's photo or
+    render, or a mask's overlay; None when there is no such file."""
+    if kind not in IMAGE_ENTRIES:
+        return None
+    listing, key = IMAGE_ENTRIES[kind]
+    entries = (job.comparison or {}).get(listing) or []
+    if not 1 <= number <= len(entries):
         return None
     try:
-        name = _bare(views[number - 1][f"{kind}_file"])
+        path = job_compare_dir(job) / _bare(entries[number - 1][key])
     except (KeyError, TypeError, ValueError):
         return None
-    path = job_compare_dir(job) / name
     return path if path.is_file() else None
 
 
@@ -129,7 +124,7 @@ def _number(value: Any) -> float:
 def image_response(job: Job, number: int, kind: str) -> FileResponse:
     """The comparison image (kind "photo" or "render"), or mask `number`'s overlay (kind
     "mask"), as a private, cacheable response; 404 when there is none."""
-    path = mask_path(job, number) if kind == MASK_KIND else image_path(job, number, kind)
+    path = image_path(job, number, kind)
     if path is None:
         raise Http404("No such comparison image.")
     response = FileResponse(path.open("rb"))
