@@ -200,12 +200,11 @@ class MaskView:
     advice: str
 
 
-def mask_views(job: Job) -> list[MaskView]:
+def mask_views(job: Job, original: Callable[[str], str]) -> list[MaskView]:
     """Each trained photo's mask over the photo, flagged ones first, for the product page;
-    the images come from the owner-only view."""
+    the images come from the owner-only view. `original` gives the uploaded names."""
     from django.urls import reverse
 
-    original = _original_names(job.product)
     views = [MaskView(n, original(mask.get("photo", "")),
                       reverse("pipeline:compare_image", args=[job.pk, n, "mask"]),
                       round(100 * mask.get("coverage", 0)), mask.get("flag"),
@@ -239,10 +238,12 @@ def product_showcase(product) -> dict[str, Any]:
 
     context: dict[str, Any] = {"camera_plot": None, "poses": None, "spin_job": None,
                                "spin_url": None, "masks": []}
+    original = _original_names(product)
     for job in product.jobs.order_by("-created_at")[:20]:
+        if context["poses"] is not None and context["spin_job"] is not None:
+            break
         cameras = (job.metrics or {}).get("colmap", {}).get("cameras")
         if context["poses"] is None and cameras:
-            original = _original_names(product)
             unplaced = [{**c, "name": original(c.get("name", "")),
                          "reason": _uploaded_names_in(c.get("reason") or "", original)}
                         for c in cameras if not c.get("placed")]
@@ -253,7 +254,7 @@ def product_showcase(product) -> dict[str, Any]:
                 and selectors.read_manifest(job):
             context["spin_job"] = job
             context["spin_url"] = reverse("pipeline:spin", args=[job.pk])
-            context["masks"] = mask_views(job)
+            context["masks"] = mask_views(job, original)
     return context
 
 
