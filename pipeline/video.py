@@ -27,8 +27,6 @@ from typing import Literal
 from PIL import Image
 
 Format = Literal["mp4", "webm"]
-FORMATS: tuple[Format, ...] = ("mp4", "webm")
-CONTENT_TYPES: dict[Format, str] = {"mp4": "video/mp4", "webm": "video/webm"}
 
 # One turn lasts TURN_SECONDS when the row has frames enough for MAX_FPS; a sparser row
 # (a draft's 36 frames) plays slower rather than spinning in a blink, and a denser one
@@ -74,17 +72,6 @@ def plan(frame_count: int) -> Plan:
     return Plan(picks=picks, fps=min(Fraction(count, TURN_SECONDS), Fraction(MAX_FPS)))
 
 
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """"#rrggbb" as (r, g, b)."""
-    value = text.lstrip("#")
-    if len(value) != 6:
-        raise VideoError(f"A colour is #rrggbb, not {text!r}.")
-    try:
-        return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
-    except ValueError:
-        raise VideoError(f"A colour is #rrggbb, not {text!r}.") from None
-
-
 def fitted_size(width: int, height: int) -> tuple[int, int]:
     """The frame's size scaled down to MAX_SIDE on its longer side (never up)."""
     scale = min(1.0, MAX_SIDE / max(width, height))
@@ -109,7 +96,7 @@ def encode(
     words when it fails.
     """
     if fmt not in CODEC_ARGS:
-        raise VideoError(f"Unknown video format {fmt!r}: use one of {', '.join(FORMATS)}.")
+        raise VideoError(f"Unknown video format {fmt!r}: use one of {', '.join(CODEC_ARGS)}.")
     ffmpeg = ffmpeg or ffmpeg_exe()
     iterator = iter(frames)
     first = next(iterator, None)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageColor, UnidentifiedImageError
 
 from nerfsite.files import frame_storage
 from pipeline import video, video_selectors, video_services
@@ -66,7 +66,7 @@ def _make(row: Video) -> None:
         video.encode(
             read_frames([names[i] for i in plan.picks]), dest, fmt=row.format,
             count=len(plan.picks), fps=plan.fps,
-            background=video.parse_colour(row.background) if row.background else None,
+            background=ImageColor.getrgb(row.background) if row.background else None,
             on_progress=on_progress)
         video_services.video_save_progress(video=row, progress=ENCODE_SHARE)
         video_services.video_publish(video=row, path=dest)
