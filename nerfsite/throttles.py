@@ -73,15 +73,16 @@ class SettingRateThrottle(SimpleRateThrottle):
     def key_for(self, ident: str) -> str:
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
+    def get_cache_key(self, request: HttpRequest) -> str | None:
+        """Per calling address, unless a subclass counts per token or user."""
+        return self.key_for(self.get_ident(request))
+
 
 class AddressThrottle(SettingRateThrottle):
     """Every API call, per calling address."""
 
     scope = "api_address"
     rate_setting = "API_RATE_PER_ADDRESS"
-
-    def get_cache_key(self, request: HttpRequest) -> str:
-        return self.key_for(self.get_ident(request))
 
 
 class TokenThrottle(SettingRateThrottle):
@@ -105,9 +106,6 @@ class FailedAuthThrottle(SettingRateThrottle):
 
     scope = "api_auth_failures"
     rate_setting = "API_AUTH_FAILURES_PER_ADDRESS"
-
-    def get_cache_key(self, request: HttpRequest) -> str:
-        return self.key_for(self.get_ident(request))
 
 
 class UploadThrottle(SettingRateThrottle):
