@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
+
+from nerfsite.mail import send_templated_mail
 
 from .models import PendingSignup
 from .verification import uid_decode, uid_encode, verification_token
@@ -39,10 +39,8 @@ def email_verification_send(*, user, absolute: Callable[[str], str]) -> None:
     link = absolute(reverse("verify_email", kwargs={
         "uidb64": uid_encode(user), "token": verification_token.make_token(user)}))
     context = {"user": user, "link": link}
-    subject = render_to_string("accounts/email/verify_subject.txt", context)
-    body = render_to_string("accounts/email/verify_body.txt", context)
-    transaction.on_commit(lambda: send_mail(" ".join(subject.split()), body, None,
-                                            [user.email]))
+    transaction.on_commit(lambda: send_templated_mail("accounts/email/verify", context,
+                                                      user.email))
 
 
 @transaction.atomic

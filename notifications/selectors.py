@@ -16,6 +16,11 @@ def notification_settings_get(*, user) -> NotificationSettings:
             or NotificationSettings(user=user))
 
 
+def wants_job_email(*, user) -> bool:
+    """Whether a job's end is emailed to `user`: they have an address and did not opt out."""
+    return bool(user.email) and notification_settings_get(user=user).email_on_job_finished
+
+
 def endpoint_list(*, user) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(user=user)
 

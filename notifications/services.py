@@ -9,12 +9,11 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from nerfsite.mail import send_templated_mail
 from pipeline.models import Job
 
 from . import payloads, selectors, webhooks
@@ -88,8 +87,7 @@ def job_event_record(*, job_id: str, status: str) -> Event:
     event = _record_event(user=owner, type=JOB_EVENTS[status], data=payloads.job_data(job),
                           job=job)
     endpoints = list(owner.webhook_endpoints.all())
-    email = bool(owner.email) and selectors.notification_settings_get(
-        user=owner).email_on_job_finished
+    email = selectors.wants_job_email(user=owner)
 
     def enqueue() -> None:
         for endpoint in endpoints:
@@ -186,8 +184,7 @@ def job_email_send(*, event_id: str) -> bool:
     a second delivery of the task sends nothing (a failed send is django-q2's failed task,
     not a second email). False when nothing was sent."""
     event = Event.objects.select_related("user").filter(pk=event_id).first()
-    if event is None or not event.user.email or not selectors.notification_settings_get(
-            user=event.user).email_on_job_finished:
+    if event is None or not selectors.wants_job_email(user=event.user):
         return False
     if not Event.objects.filter(pk=event_id, emailed_at__isnull=True).update(
             emailed_at=timezone.now()):
@@ -195,7 +192,5 @@ def job_email_send(*, event_id: str) -> bool:
     context = {"event": event, "data": event.payload["data"],
                "succeeded": event.type == Event.Type.JOB_SUCCEEDED,
                "settings_url": payloads.absolute(reverse("notifications:settings"))}
-    subject = render_to_string("notifications/email/job_finished_subject.txt", context)
-    body = render_to_string("notifications/email/job_finished_body.txt", context)
-    send_mail(" ".join(subject.split()), body, None, [event.user.email])
+    send_templated_mail("notifications/email/job_finished", context, event.user.email)
     return True
