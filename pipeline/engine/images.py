@@ -130,15 +130,17 @@ def _normalize_one(original: str, data: bytes, dest: Path) -> Photo:
                          "most 100 megapixels.") from exc
 
 
-def resize_photo(src: Path, dest: Path, max_size: int, *, flatten: bool) -> tuple[int, int]:
-    """Writes src with its long side at most max_size; flatten drops alpha onto grey.
+def resize_photo(src: Path, dest: Path, max_size: int | None, *, flatten: bool
+                 ) -> tuple[int, int]:
+    """Writes src with its long side at most max_size (None: as it is); flatten drops alpha
+    onto grey.
 
     Returns the new (width, height). EXIF is kept so COLMAP can read the focal length.
     """
     from PIL import Image
 
     with Image.open(src) as img:
-        scale = min(1.0, max_size / max(img.size))
+        scale = 1.0 if max_size is None else min(1.0, max_size / max(img.size))
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         if scale == 1.0 and not (flatten and "A" in img.getbands()):
             shutil.copyfile(src, dest)

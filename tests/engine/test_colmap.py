@@ -226,6 +226,32 @@ def test_escalates_only_the_photos_the_quick_pass_leaves_unplaced(portrait_scene
     assert "1 of 20 photos not placed yet: trying them with the robust settings" in lines
 
 
+def test_colmap_downscales_for_features_and_the_dataset_cameras_follow(portrait_scene,
+                                                                      tmp_path):
+    """Photos over max_image_size reach COLMAP whole: it downscales them for SIFT and keeps
+    the cameras at full size; the dataset's photos and intrinsics are scaled down together."""
+    import pycolmap
+    from PIL import Image
+
+    ws = Workspace(tmp_path).ensure()
+    result = estimate_poses(ws, images=portrait_scene.images_dir, max_image_size=640)
+    assert result.placed == 20
+    (camera,) = pycolmap.Reconstruction(ws.colmap_dir).cameras.values()
+    assert (camera.width, camera.height) == (540, 960)
+    frames = read_transforms(ws.transforms_json)
+    for frame in frames:
+        assert (frame.camera.width, frame.camera.height) == (360, 640)
+        assert frame.camera.fx == pytest.approx(camera.params[0] * 2 / 3, rel=1e-6)
+        with Image.open(ws.dataset_dir / "images" / frame.name) as img:
+            assert img.size == (360, 640)
+    index = [portrait_scene.names.index(f.name) for f in frames]
+    est = np.stack([f.c2w for f in frames])
+    true = portrait_scene.c2w[index]
+    _, rot, _ = umeyama(est[:, :3, 3], true[:, :3, 3])
+    errors = rotation_errors_deg(true[:, :3, :3], rot @ est[:, :3, :3])
+    assert np.median(errors) < 0.5, errors
+
+
 @pytest.mark.slow
 def test_places_every_skull_photo(tmp_path, skull):
     proc = run_colmap(tmp_path, "--images", str(SKULL))
