@@ -9,6 +9,10 @@ each placed photo is checked against evidence the mapping did not optimise for:
 - its verified matches with every other placed photo (two-view geometry, before mapping):
   a right camera agrees with most of them; a mirrored one contradicts those with the
   photos really beside it;
+- how far, in the median, those matches lie from where the poses put them, against the
+  whole capture's median: a camera nudged a few degrees off its place still agrees with
+  most matches within the tolerance, but misses them by several times more than the
+  right cameras do;
 - its neighbours in shooting order (file names from a phone are in shooting order): a
   photo placed far from two neighbours that agree with each other is out of place;
 - whether it shows the product at all.
@@ -42,6 +46,13 @@ ORDER_APART_DEG = 90.0
 """A photo this far (seen from the product) from both of its agreeing neighbours is apart."""
 MIN_CORRESPONDENCES = 30
 """Fewer 2D–3D matches than this cannot place a photo again reliably."""
+SPREAD_MAX = 3.0
+"""A photo whose matches lie (median) more than this many times further from where the
+poses put them than the whole capture's matches do is placed wrong. On the near-symmetric
+bench scene a camera 14° off its place measured 4.9×, the right ones at most 2.4×."""
+SPREAD_FLOOR_PX = 1.0
+"""...and at least this far, in pixels: on a capture matched to a fraction of a pixel, a
+few times more is still well placed."""
 
 
 @dataclass(frozen=True)
@@ -77,53 +88,74 @@ def check_poses(model: Any, database: Path, order: list[str],
                 pairs.append((a, b, np.asarray(geometry.inlier_matches)))
 
     names = {i: n for n, i in registered.items()}
-    suspects = _suspects(model, pairs, keypoints, order, {i: label(n) for i, n in names.items()})
+    suspects, spread_limit = _suspects(model, pairs, keypoints, order,
+                                       {i: label(n) for i, n in names.items()})
     verdicts = []
-    for image_id, why in suspects.items():
-        if why == "away":
+    for image_id, suspect in suspects.items():
+        if suspect.kind == "away":
             verdicts.append(_leave_out(model, image_id, "does not show the product: it "
                                        "looks away from it. Retake it facing the product."))
             continue
         where = _true_neighbours(model, image_id, pairs, keypoints,
                                  {i: label(n) for i, n in names.items()}, suspects)
-        if _place_again(model, image_id, pairs, keypoints, suspects):
+        if _place_again(model, image_id, pairs, keypoints, suspects, spread_limit):
             log.info("placed %s again, consistently this time", names[image_id])
             verdicts.append(Verdict(names[image_id], True, "placed again consistently"))
             continue
         advice = f"retake it from beside {where}" if where else "retake it"
         verdicts.append(_leave_out(
-            model, image_id, f"placed inconsistently ({why}): {advice}, with more of the "
-            "product's details in view."))
+            model, image_id, f"placed inconsistently ({suspect.why}): {advice}, with more of "
+            "the product's details in view."))
     return verdicts
+
+
+@dataclass(frozen=True)
+class _Suspect:
+    kind: str
+    """"away" (does not show the product), "matches" (contradicts its matches) or "spread"
+    (misses its matches by far more than the other photos do)."""
+    why: str
 
 
 def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
               keypoints: dict[int, np.ndarray], order: list[str], names: dict[int, str]
-              ) -> dict[int, str]:
-    """{image id: why in a few words} for the photos whose pose disagrees, worst first."""
+              ) -> tuple[dict[int, _Suspect], float]:
+    """({image id: why}, worst first, for the photos whose pose disagrees; the median
+    distance in pixels beyond which a photo's matches are too far from its pose)."""
     focus = _focus(model, names)
-    suspects = {i: "away" for i in names if not _shows_point(model, i, focus)}
-    agreement = {key: _agreement(model, a, b, m, keypoints)
-                 for key, (a, b, m) in enumerate(pairs)}
+    suspects = {i: _Suspect("away", "") for i in names if not _shows_point(model, i, focus)}
+    distances = [_distances(model, a, b, m, keypoints) for a, b, m in pairs]
+    agreement = [d < _tolerance(model, a, b) for (a, b, _), d in zip(pairs, distances,
+                                                                      strict=True)]
     apart = _apart_from_neighbours(model, order, names)
     # One at a time, worst first: a wrong camera also spoils its partners' agreement, and
     # must not drag a right one out with it.
     while True:
         shares = _shares(pairs, agreement, suspects)
+        spreads, typical = _spreads(pairs, distances, suspects)
+        limit = max(SPREAD_FLOOR_PX, SPREAD_MAX * typical)
         candidates = [(share, image_id) for image_id, share in shares.items()
                       if share < AGREEMENT_MIN
                       or (image_id in apart and share < AGREEMENT_WITH_ORDER_MIN)]
-        if not candidates:
-            return suspects
-        share, worst = min(candidates)
-        why = f"only {share:.0%} of its matches with other photos agree with where it was put"
-        if worst in apart:
-            why += f", and it is far from {apart[worst]}, taken just before and after it"
-        suspects[worst] = why
+        if candidates:
+            share, worst = min(candidates)
+            why = (f"only {share:.0%} of its matches with other photos agree with where it "
+                   "was put")
+            if worst in apart:
+                why += f", and it is far from {apart[worst]}, taken just before and after it"
+            suspects[worst] = _Suspect("matches", why)
+            continue
+        far = [(spread, image_id) for image_id, spread in spreads.items() if spread > limit]
+        if not far:
+            return suspects, limit
+        spread, worst = max(far)
+        suspects[worst] = _Suspect("spread", (
+            f"its matches with other photos miss where it was put by {spread:.1f} pixels, "
+            f"{spread / typical:.0f} times more than the other photos' {typical:.1f}"))
 
 
 def _shares(pairs: list[tuple[int, int, np.ndarray]], agreement: dict[int, np.ndarray],
-            excluded: dict[int, str]) -> dict[int, float]:
+            excluded: dict[int, _Suspect]) -> dict[int, float]:
     agree: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
     for key, (a, b, _) in enumerate(pairs):
@@ -136,10 +168,34 @@ def _shares(pairs: list[tuple[int, int, np.ndarray]], agreement: dict[int, np.nd
     return {i: agree[i] / total[i] for i in total if total[i] > 0}
 
 
-def _agreement(model: Any, a: int, b: int, matches: np.ndarray,
+def _spreads(pairs: list[tuple[int, int, np.ndarray]], distances: list[np.ndarray],
+             excluded: dict[int, _Suspect]) -> tuple[dict[int, float], float]:
+    """({image id: median distance of its matches}, median over every match), in pixels,
+    with the excluded photos' pairs left aside."""
+    per: dict[int, list[np.ndarray]] = defaultdict(list)
+    every = []
+    for (a, b, _), d in zip(pairs, distances, strict=True):
+        if a in excluded or b in excluded or not len(d):
+            continue
+        per[a].append(d)
+        per[b].append(d)
+        every.append(d)
+    if not every:
+        return {}, 0.0
+    return ({i: float(np.median(np.concatenate(ds))) for i, ds in per.items()},
+            float(np.median(np.concatenate(every))))
+
+
+def _tolerance(model: Any, a: int, b: int) -> float:
+    """The distance within which the placed cameras of photos a and b explain a match."""
+    cam_a, cam_b = model.image(a).camera, model.image(b).camera
+    return max(4.0, 0.005 * max(cam_a.width, cam_a.height, cam_b.width, cam_b.height))
+
+
+def _distances(model: Any, a: int, b: int, matches: np.ndarray,
                keypoints: dict[int, np.ndarray]) -> np.ndarray:
-    """Which verified matches between photos a and b the placed cameras explain: their
-    Sampson distance to the epipolar geometry the two poses imply is within a few pixels."""
+    """Each verified match's Sampson distance, in pixels, to the epipolar geometry the
+    placed cameras of photos a and b imply."""
     image_a, image_b = model.image(a), model.image(b)
     cam_a, cam_b = image_a.camera, image_b.camera
     xa = _homogeneous(cam_a.cam_from_img(keypoints[a][matches[:, 0]]))
@@ -152,9 +208,7 @@ def _agreement(model: Any, a: int, b: int, matches: np.ndarray,
     numerator = np.einsum("ij,ij->i", xb, ea) ** 2
     denominator = ea[:, 0] ** 2 + ea[:, 1] ** 2 + eb[:, 0] ** 2 + eb[:, 1] ** 2
     distance = np.sqrt(numerator / np.maximum(denominator, 1e-18))
-    focal = (cam_a.mean_focal_length() + cam_b.mean_focal_length()) / 2
-    longest = max(cam_a.width, cam_a.height, cam_b.width, cam_b.height)
-    return distance * focal < max(4.0, 0.005 * longest)
+    return distance * (cam_a.mean_focal_length() + cam_b.mean_focal_length()) / 2
 
 
 def _apart_from_neighbours(model: Any, order: list[str], names: dict[int, str]
@@ -180,27 +234,36 @@ def _apart_from_neighbours(model: Any, order: list[str], names: dict[int, str]
 
 def _true_neighbours(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarray]],
                      keypoints: dict[int, np.ndarray], names: dict[int, str],
-                     suspects: dict[int, str]) -> str:
+                     suspects: dict[int, _Suspect]) -> str:
     """The two photos with the most matches that its pose cannot explain: the ones it was
     really taken beside."""
-    counts = {other: int((~agree).sum()) for other, _, _, agree
+    counts = {other: int((distances >= _tolerance(model, image_id, other)).sum())
+              for other, _, _, distances
               in _partners(model, image_id, pairs, keypoints, suspects)}
     best = [i for i, c in sorted(counts.items(), key=lambda kv: -kv[1])[:2] if c > 0]
     return " and ".join(names[i] for i in sorted(best, key=lambda i: names[i]))
 
 
 def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarray]],
-                 keypoints: dict[int, np.ndarray], suspects: dict[int, str]) -> bool:
-    """Places the photo from the 3D points of the matches its pose cannot explain; keeps
-    the new pose when it agrees with the photo's matches (AGREEMENT_MIN or better)."""
+                 keypoints: dict[int, np.ndarray], suspects: dict[int, _Suspect],
+                 spread_limit: float) -> bool:
+    """Places the photo again and keeps the new pose when it agrees with the photo's
+    matches (AGREEMENT_MIN or better) and misses them by no more than `spread_limit`.
+
+    A photo that contradicts its matches is placed from the 3D points of the matches its
+    pose cannot explain (those with the photos it was really taken beside); one that only
+    misses them by too much, from the 3D points of all its matches.
+    """
     import pycolmap
 
     image = model.image(image_id)
+    everything = suspects[image_id].kind == "spread"
     points2d, points3d = [], []
-    for other, mine, theirs, agree in _partners(model, image_id, pairs, keypoints, suspects):
-        wrong = ~agree
+    for other, mine, theirs, distances in _partners(model, image_id, pairs, keypoints,
+                                                    suspects):
+        used = everything | (distances >= _tolerance(model, image_id, other))
         other_image = model.image(other)
-        for k_mine, k_theirs in zip(mine[wrong], theirs[wrong], strict=True):
+        for k_mine, k_theirs in zip(mine[used], theirs[used], strict=True):
             point = other_image.point2D(int(k_theirs))
             if point.has_point3D():
                 points2d.append(keypoints[image_id][k_mine])
@@ -213,11 +276,14 @@ def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarr
         return False
     old = image.frame.rig_from_world
     image.frame.rig_from_world = found["cam_from_world"]
-    agree = total = 0
-    for _, _, _, ok in _partners(model, image_id, pairs, keypoints, suspects):
-        agree, total = agree + int(ok.sum()), total + len(ok)
-    if total and agree / total >= AGREEMENT_MIN:
-        # Its old observations belong to the mirrored place: the new pose keeps none.
+    found_distances, agree = [], 0
+    for other, _, _, distances in _partners(model, image_id, pairs, keypoints, suspects):
+        found_distances.append(distances)
+        agree += int((distances < _tolerance(model, image_id, other)).sum())
+    every = np.concatenate(found_distances) if found_distances else np.zeros(0)
+    if (len(every) and agree / len(every) >= AGREEMENT_MIN
+            and np.median(every) <= spread_limit):
+        # Its old observations belong to the wrong place: the new pose keeps none.
         for idx in range(image.num_points2D()):
             if image.point2D(idx).has_point3D():
                 model.delete_observation(image_id, idx)
@@ -227,10 +293,11 @@ def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarr
 
 
 def _partners(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarray]],
-              keypoints: dict[int, np.ndarray], suspects: dict[int, str]
+              keypoints: dict[int, np.ndarray], suspects: dict[int, _Suspect]
               ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """(other photo, its keypoints matched in this one, theirs, whether the poses explain
-    each match) for each photo this one has verified matches with, suspects left aside."""
+    """(other photo, its keypoints matched in this one, theirs, each match's distance in
+    pixels from where the poses put it) for each photo this one has verified matches with,
+    suspects left aside."""
     for a, b, matches in pairs:
         if image_id not in (a, b):
             continue
@@ -239,7 +306,7 @@ def _partners(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarray]
             continue
         mine, theirs = ((matches[:, 0], matches[:, 1]) if a == image_id
                         else (matches[:, 1], matches[:, 0]))
-        yield other, mine, theirs, _agreement(model, a, b, matches, keypoints)
+        yield other, mine, theirs, _distances(model, a, b, matches, keypoints)
 
 
 def _leave_out(model: Any, image_id: int, reason: str) -> Verdict:

@@ -121,24 +121,39 @@ def symmetric(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticScene,
     return scene, run_poses(scene, root / "ws")
 
 
-def mirror_one_camera(model, scene: SyntheticScene, name: str) -> None:
-    """Moves the photo `name` half a turn around the product's vertical axis: where COLMAP
-    puts a photo of a product that looks the same from the other side."""
+def move_one_camera(model, scene: SyntheticScene, name: str, turn: np.ndarray) -> None:
+    """Moves the photo `name` by the rotation `turn` (world frame) about the product's
+    centre, still looking at the product."""
     ids = sorted(model.reg_image_ids())
     index = {n: k for k, n in enumerate(scene.names)}
     centers = np.array([model.image(i).projection_center() for i in ids])
     true = scene.c2w[[index[model.image(i).name] for i in ids]]
     s, r, t = umeyama(centers, true[:, :3, 3])  # model → world
-    half_turn = np.diag([-1.0, -1.0, 1.0])
     c2w_world = scene.c2w[index[name]].copy()
-    c2w_world[:3, :3] = half_turn @ c2w_world[:3, :3]
-    c2w_world[:3, 3] = scene.object_center + half_turn @ (c2w_world[:3, 3]
-                                                           - scene.object_center)
+    c2w_world[:3, :3] = turn @ c2w_world[:3, :3]
+    c2w_world[:3, 3] = scene.object_center + turn @ (c2w_world[:3, 3] - scene.object_center)
     rotation = r.T @ c2w_world[:3, :3]
     center = r.T @ (c2w_world[:3, 3] - t) / s
     cam_from_world = np.hstack([rotation.T, (-rotation.T @ center)[:, None]])
     image = next(model.image(i) for i in ids if model.image(i).name == name)
     image.frame.rig_from_world = pycolmap.Rigid3d(cam_from_world)
+
+
+def mirror_one_camera(model, scene: SyntheticScene, name: str) -> None:
+    """Half a turn around the product's vertical axis: where COLMAP puts a photo of a
+    product that looks the same from the other side."""
+    move_one_camera(model, scene, name, np.diag([-1.0, -1.0, 1.0]))
+
+
+def nudge_one_camera(model, scene: SyntheticScene, name: str, degrees: float) -> None:
+    """Raises the photo `degrees` above where it was taken, still facing the product: a
+    camera slightly off its place, as COLMAP leaves one that few matches hold."""
+    import cv2
+
+    position = scene.c2w[scene.names.index(name), :3, 3] - scene.object_center
+    axis = np.cross(position, scene.up)
+    axis *= np.radians(degrees) / np.linalg.norm(axis)
+    move_one_camera(model, scene, name, cv2.Rodrigues(axis)[0])
 
 
 def test_a_right_model_keeps_every_camera(symmetric):
@@ -160,14 +175,51 @@ def test_a_mirrored_camera_is_placed_again_where_it_was_taken(symmetric):
     verdicts = pose_check.check_poses(model, ws.colmap_dir / "database.db", scene.names)
 
     assert [(v.name, v.replaced) for v in verdicts] == [(name, True)], verdicts
+    assert_placed_where_taken(model, scene, name)
+
+
+def assert_placed_where_taken(model, scene: SyntheticScene, name: str) -> None:
     ids = sorted(model.reg_image_ids())
     index = {n: k for k, n in enumerate(scene.names)}
-    centers = np.array([model.image(i).projection_center() for i in ids])
-    true = scene.c2w[[index[model.image(i).name] for i in ids]]
+    others = [i for i in ids if model.image(i).name != name]
+    centers = np.array([model.image(i).projection_center() for i in others])
+    true = scene.c2w[[index[model.image(i).name] for i in others]]
     s, r, t = umeyama(centers, true[:, :3, 3])
-    moved = next(i for i in ids if model.image(i).name == name)
-    placed = s * r @ model.image(moved).projection_center() + t
+    moved = next(model.image(i) for i in ids if model.image(i).name == name)
+    placed = s * r @ moved.projection_center() + t
     assert np.linalg.norm(placed - scene.c2w[index[name], :3, 3]) < 0.05 * scene.orbit_radius
+    rotation = r @ moved.cam_from_world().rotation.matrix().T
+    assert rotation_errors_deg(scene.c2w[index[name], None, :3, :3], rotation[None]) < 2.0
+
+
+def test_a_camera_nudged_off_its_place_is_placed_again_where_it_was_taken(symmetric):
+    scene, ws = symmetric
+    model = pycolmap.Reconstruction(str(ws.colmap_dir))
+    name = scene.names[9]
+    nudge_one_camera(model, scene, name, 5.0)
+
+    verdicts = pose_check.check_poses(model, ws.colmap_dir / "database.db", scene.names)
+
+    assert [(v.name, v.replaced) for v in verdicts] == [(name, True)], verdicts
+    assert_placed_where_taken(model, scene, name)
+
+
+def test_a_nudged_camera_that_cannot_be_placed_again_is_left_out_with_its_reason(
+        symmetric, monkeypatch):
+    """Most of its matches still fall within the tolerance: what gives it away is how far
+    they all miss, against how far the other photos' matches do."""
+    scene, ws = symmetric
+    model = pycolmap.Reconstruction(str(ws.colmap_dir))
+    name = scene.names[9]
+    nudge_one_camera(model, scene, name, 5.0)
+    monkeypatch.setattr(pose_check, "MIN_CORRESPONDENCES", 10**6)
+
+    verdicts = pose_check.check_poses(model, ws.colmap_dir / "database.db", scene.names)
+
+    assert [(v.name, v.replaced) for v in verdicts] == [(name, False)], verdicts
+    assert verdicts[0].reason.startswith(
+        "placed inconsistently (its matches with other photos miss where it was put by ")
+    assert name not in {model.image(i).name for i in model.reg_image_ids()}
 
 
 def test_a_mirrored_camera_that_cannot_be_placed_again_is_left_out_with_its_reason(
