@@ -163,11 +163,16 @@ def hold_out(ws: Workspace) -> tuple[list[str], list[str], list[str], dict[str, 
 
 def align_to_truth(frames: dict[str, Frame], scene: Any
                    ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity from the normalized frame to the scene's world, fitted on camera centres."""
+    """Similarity from the normalized frame to the scene's world, fitted on camera centres,
+    then again without the cameras far off it: one misplaced camera must not tilt the fit
+    and charge its error to every other camera."""
     placed = [n for n in scene.names if n in frames]
     est = np.array([frames[n].c2w[:3, 3] for n in placed])
     true = np.array([scene.c2w[scene.names.index(n)][:3, 3] for n in placed])
-    return umeyama(est, true)
+    s, rot, t = umeyama(est, true)
+    residual = np.linalg.norm(s * est @ rot.T + t - true, axis=1)
+    inliers = residual <= 3 * np.median(residual)
+    return umeyama(est[inliers], true[inliers]) if inliers.sum() >= 3 else (s, rot, t)
 
 
 def pose_error(frame: Frame, true_c2w: np.ndarray, sim: tuple[float, np.ndarray, np.ndarray],
