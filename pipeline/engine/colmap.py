@@ -1,6 +1,6 @@
 """The colmap stage: photos in, camera poses, a nerfstudio dataset and the product out.
 
-    photos ─ normalize ─▶ WS/images.zip, colmap/images/ (copies for features)
+    photos ─ normalize ─▶ WS/images.zip, colmap/images/ (copies for features, removed after)
            ─ extract ─ match ─ map (pycolmap) ─▶ colmap/{cameras,images,points3D}.bin
              (and, only for photos left unplaced: extract ─ match ─ map again, robustly)
            ─ locate the product, normalize ─▶ dataset/transforms.json, dataset/images/,
@@ -186,7 +186,9 @@ def estimate_poses(
     # The site draws where each photo was taken from this, on success and on failure.
     report.update(report.fraction, cameras=_camera_list(names, placed_names, positions,
                                                         reasons))
-    shutil.rmtree(ws.colmap_dir / "photos", ignore_errors=True)  # images.zip keeps them
+    # images.zip keeps the photos; nothing reads the full-size copies COLMAP read again.
+    for folder in ("photos", "images"):
+        shutil.rmtree(ws.colmap_dir / folder, ignore_errors=True)
 
     if result.placed < MIN_PLACED or result.placed * 2 < total:
         raise InputError(f"Only {result.placed} of {total} photos could be placed, too few "
