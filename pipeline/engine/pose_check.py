@@ -53,6 +53,8 @@ bench scene a camera 14° off its place measured 4.9×, the right ones at most 2
 SPREAD_FLOOR_PX = 1.0
 """...and at least this far, in pixels: on a capture matched to a fraction of a pixel, a
 few times more is still well placed."""
+CHECK_ROUNDS = 3
+"""Rounds of checking; a photo is placed again at most once, then left out."""
 
 
 @dataclass(frozen=True)
@@ -88,25 +90,40 @@ def check_poses(model: Any, database: Path, order: list[str],
                 pairs.append((a, b, np.asarray(geometry.inlier_matches)))
 
     names = {i: n for n, i in registered.items()}
-    suspects, spread_limit = _suspects(model, pairs, keypoints, order,
-                                       {i: label(n) for i, n in names.items()})
-    verdicts = []
-    for image_id, suspect in suspects.items():
-        if suspect.kind == "away":
-            verdicts.append(_leave_out(model, image_id, "does not show the product: it "
-                                       "looks away from it. Retake it facing the product."))
-            continue
-        where = _true_neighbours(model, image_id, pairs, keypoints,
-                                 {i: label(n) for i, n in names.items()}, suspects)
-        if _place_again(model, image_id, pairs, keypoints, suspects, spread_limit):
-            log.info("placed %s again, consistently this time", names[image_id])
-            verdicts.append(Verdict(names[image_id], True, "placed again consistently"))
-            continue
-        advice = f"retake it from beside {where}" if where else "retake it"
-        verdicts.append(_leave_out(
-            model, image_id, f"placed inconsistently ({suspect.why}): {advice}, with more of "
-            "the product's details in view."))
-    return verdicts
+    labels = {i: label(n) for i, n in names.items()}
+    verdicts: dict[int, Verdict] = {}
+    # A camera put right is evidence for the others, and a wrong one hid their faults while
+    # its pairs were set aside: check again until a round finds nothing new.
+    for _ in range(CHECK_ROUNDS):
+        placed = set(model.reg_image_ids())
+        round_pairs = [(a, b, m) for a, b, m in pairs if a in placed and b in placed]
+        suspects, spread_limit = _suspects(model, round_pairs, keypoints, order,
+                                           {i: labels[i] for i in placed})
+        if not suspects:
+            break
+        for image_id, suspect in suspects.items():
+            verdicts[image_id] = _settle(model, image_id, suspect, round_pairs, keypoints,
+                                         suspects, spread_limit, labels,
+                                         again=image_id not in verdicts)
+    return list(verdicts.values())
+
+
+def _settle(model: Any, image_id: int, suspect: _Suspect,
+            pairs: list[tuple[int, int, np.ndarray]], keypoints: dict[int, np.ndarray],
+            suspects: dict[int, _Suspect], spread_limit: float, labels: dict[int, str], *,
+            again: bool) -> Verdict:
+    """Places one suspect again (when `again`: only once per photo) or leaves it out."""
+    name = model.image(image_id).name
+    if suspect.kind == "away":
+        return _leave_out(model, image_id, "does not show the product: it looks away from "
+                          "it. Retake it facing the product.")
+    where = _true_neighbours(model, image_id, pairs, keypoints, labels, suspects)
+    if again and _place_again(model, image_id, pairs, keypoints, suspects, spread_limit):
+        log.info("placed %s again, consistently this time", name)
+        return Verdict(name, True, "placed again consistently")
+    advice = f"retake it from beside {where}" if where else "retake it"
+    return _leave_out(model, image_id, f"placed inconsistently ({suspect.why}): {advice}, "
+                      "with more of the product's details in view.")
 
 
 @dataclass(frozen=True)
