@@ -245,6 +245,9 @@ def train(
     if resumable:
         config.load_dir = checkpoint_dir(ws)
     config.save_config()
+    # As nerfstudio's own train command does: the same photos train the same NeRF (on a
+    # CPU; a GPU's atomics still vary a little), so a rerun or a benchmark is comparable.
+    _seed(config.machine.seed)
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     if hull is not None:
@@ -325,3 +328,13 @@ def loss_history(ws: Workspace) -> list[list[float]]:
 def _report(progress: Progress | None, fraction: float, message: str, **metrics: Any) -> None:
     if progress is not None:
         progress.update(fraction, message, **metrics)
+
+
+def _seed(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
