@@ -180,8 +180,18 @@ class VisualHull:
         """The hull grown by `voxels` voxels all round (a margin for pose and mask error)."""
         from scipy.ndimage import binary_dilation
 
+        if voxels < 1:  # scipy reads fewer than one iteration as "until nothing changes"
+            return self
         grown = binary_dilation(self.occupied, np.ones((3, 3, 3), bool), iterations=voxels)
         return VisualHull(self.lo, self.step, grown)
+
+    def projection(self, c2w_opencv: np.ndarray, camera: Intrinsics, shape: tuple[int, int]
+                   ) -> np.ndarray:
+        """(H, W) bool: the pixels whose rays may cross an occupied voxel (a little more)."""
+        centers = self.lo + (np.argwhere(self.occupied) + 0.5) * self.step
+        covered = _splat(centers, self.step * 0.5, c2w_opencv, camera, shape)
+        # The disks _splat draws are a little smaller than a voxel seen corner on.
+        return cv2.dilate(covered, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
 
 
 def visual_hull_refine(masks: list[np.ndarray], poses: list[np.ndarray],

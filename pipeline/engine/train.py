@@ -222,7 +222,7 @@ def train(
         hull_path(ws).unlink(missing_ok=True)
         training_set = prepare_training_set(
             ws, product.search_box, image_size=p.image_size, max_photos=p.max_photos,
-            core=product.points_box,
+            core=product.points_box, carve_margin=HULL_MARGIN_VOXELS,
             report=lambda f, msg: _report(progress, MASKS_SHARE * f, msg))
         if training_set.hull is not None:
             # The whole product, as the silhouettes show it: a plain top has no points.

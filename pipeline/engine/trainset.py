@@ -8,12 +8,19 @@ sampled, so the background would never teach the model where the product is not.
 Writes WS/dataset/masks/NAME.png (the masks, 8-bit, for inspection and the job page),
 WS/dataset/train/NAME.png (RGBA) and WS/dataset/transforms_train.json, which nerfstudio's
 own nerfstudio-data parser reads.
+
+Where the NeRF is carved to the masks' visual hull, a ray that misses the hull renders
+empty whatever the training does, so training rays are drawn only where the carved hull
+projects (WS/dataset/sample/NAME.png, nerfstudio's mask_path, which only steers the pixel
+sampler): the background there still teaches where the product is not, and every ray of a
+batch lands on or beside the product instead of four in five on empty backdrop.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_DIR = "train"
 MASK_DIR = "masks"
+SAMPLE_DIR = "sample"
 TRANSFORMS_NAME = "transforms_train.json"
 MIN_PHOTOS = 3
 MIN_COVERAGE = 0.002
@@ -105,19 +113,23 @@ def prepare_training_set(
     image_size: int,
     max_photos: int | None,
     core: ProductBox | None = None,
+    carve_margin: int = 0,
     report: Callable[[float, str], None] | None = None,
 ) -> TrainingSet:
     """Masks and RGBA training photos for the placed photos, and their transforms file.
 
     `box` is where the product may be (Product.search_box): the masks find it inside;
     the middle of `core` (Product.points_box; default: the box) is probably product.
+    The NeRF will be carved to the returned hull grown by `carve_margin` voxels.
     """
     frames = spread_evenly(read_frames(ws), max_photos)
     points = sparse_product_points(ws, core or box)
     images_dir = ws.dataset_dir / "images"
     train_dir, mask_dir = ws.dataset_dir / TRAIN_DIR, ws.dataset_dir / MASK_DIR
-    train_dir.mkdir(parents=True, exist_ok=True)
-    mask_dir.mkdir(parents=True, exist_ok=True)
+    sample_dir = ws.dataset_dir / SAMPLE_DIR
+    shutil.rmtree(sample_dir, ignore_errors=True)  # a run without a hull must not find old ones
+    for folder in (train_dir, mask_dir):
+        folder.mkdir(parents=True, exist_ok=True)
 
     photos, masks, cameras, mask_cameras, from_alpha = [], [], [], [], []
     for i, frame in enumerate(frames):
@@ -146,6 +158,9 @@ def prepare_training_set(
         for i, mask in zip(cut, refined, strict=True):
             masks[i] = mask
 
+    carved = hull.dilated(carve_margin) if hull is not None else None
+    if carved is not None:
+        sample_dir.mkdir(parents=True)
     entries, names, coverage = [], [], []
     for frame, photo, mask, camera in zip(frames, photos, masks, cameras, strict=True):
         # Area resampling keeps the edges' partial coverage as partial alpha.
@@ -161,6 +176,10 @@ def prepare_training_set(
         entry = {"file_path": f"{TRAIN_DIR}/{stem}.png",
                  "transform_matrix": (frame.c2w @ OPENCV_TO_OPENGL).tolist()}
         entry.update(camera.to_json())
+        if carved is not None:
+            region = carved.projection(frame.c2w, camera, mask.shape)
+            Image.fromarray(region.astype(np.uint8) * 255).save(sample_dir / f"{stem}.png")
+            entry["mask_path"] = f"{SAMPLE_DIR}/{stem}.png"
         entries.append(entry)
         names.append(frame.name)
         coverage.append(share)

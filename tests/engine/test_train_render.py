@@ -79,6 +79,25 @@ def test_train_writes_model_masks_and_loss_history(trained: Path) -> None:
     assert report["metrics"]["step"] == 120
 
 
+def test_training_rays_are_drawn_where_the_carved_hull_projects(trained: Path) -> None:
+    """Each photo's sampling region holds its whole mask and a margin of backdrop around
+    it, and leaves out the backdrop far from the product, where the carved NeRF is empty
+    whatever it learns."""
+    from PIL import Image
+
+    doc = json.loads((trained / "dataset" / "transforms_train.json").read_text())
+    assert len(doc["frames"]) == 12
+    for entry in doc["frames"]:
+        stem = Path(entry["file_path"]).stem
+        assert entry["mask_path"] == f"sample/{stem}.png"
+        region = np.asarray(Image.open(trained / "dataset" / entry["mask_path"])) > 127
+        mask = np.asarray(Image.open(trained / "dataset" / "masks" / f"{stem}.png")) > 127
+        assert region.shape == mask.shape
+        assert (mask & ~region).sum() <= 0.01 * mask.sum()  # the product is sampled
+        assert region.sum() > 1.2 * mask.sum()  # with backdrop around it
+        assert region.mean() < 0.6  # not the far backdrop
+
+
 def test_the_nerf_has_no_density_outside_the_masks_visual_hull(trained: Path) -> None:
     """The trained model (loaded as the render stage loads it) carries the masks' hull, and
     a point of the box outside it renders empty however the network was trained."""
