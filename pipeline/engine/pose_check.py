@@ -149,8 +149,6 @@ def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
     # must not drag a right one out with it.
     while True:
         shares = _shares(pairs, agreement, suspects)
-        spreads, typical = _spreads(pairs, distances, suspects)
-        limit = max(SPREAD_FLOOR_PX, SPREAD_MAX * typical)
         candidates = [(share, image_id) for image_id, share in shares.items()
                       if share < AGREEMENT_MIN
                       or (image_id in apart and share < AGREEMENT_WITH_ORDER_MIN)]
@@ -162,6 +160,8 @@ def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
                 why += f", and it is far from {apart[worst]}, taken just before and after it"
             suspects[worst] = _Suspect("matches", why)
             continue
+        spreads, typical = _spreads(pairs, distances, suspects)
+        limit = max(SPREAD_FLOOR_PX, SPREAD_MAX * typical)
         far = [(spread, image_id) for image_id, spread in spreads.items() if spread > limit]
         if not far:
             return suspects, limit
@@ -171,7 +171,7 @@ def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
             f"{spread / typical:.0f} times more than the other photos' {typical:.1f}"))
 
 
-def _shares(pairs: list[tuple[int, int, np.ndarray]], agreement: dict[int, np.ndarray],
+def _shares(pairs: list[tuple[int, int, np.ndarray]], agreement: list[np.ndarray],
             excluded: dict[int, _Suspect]) -> dict[int, float]:
     agree: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
