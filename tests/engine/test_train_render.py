@@ -183,15 +183,16 @@ def test_rows_span_the_captured_elevations(trained: Path) -> None:
 
 def test_the_same_photos_train_the_same_nerf(trained: Path, scene, tmp_path: Path) -> None:
     """Training is seeded, as nerfstudio's own train command seeds it: a rerun on a CPU
-    draws the same rays and backgrounds, so it follows the same losses (until threaded
-    sums round differently, after some tens of steps; unseeded, step 0 already differs)."""
+    draws the same rays and backgrounds, so it starts on the same losses."""
     again = tmp_path / "ws"
     scene.write_ground_truth_workspace(again)
     done = engine("train", "--workspace", str(again), "--preset", "test")
     assert done.returncode == 0, done.stderr[-3000:]
-    first = json.loads((trained / "model" / "loss.json").read_text())[:20]
-    second = json.loads((again / "model" / "loss.json").read_text())[:20]
-    assert [step for step, _ in second] == [step for step, _ in first] == list(range(20))
+    # Threaded sums on a CPU can round differently within tens of steps: the first few
+    # already tell seeded from unseeded (unseeded, step 0 differs).
+    first = json.loads((trained / "model" / "loss.json").read_text())[:5]
+    second = json.loads((again / "model" / "loss.json").read_text())[:5]
+    assert [step for step, _ in second] == [step for step, _ in first] == list(range(5))
     assert np.allclose([loss for _, loss in second], [loss for _, loss in first], rtol=1e-3)
 
 
