@@ -45,6 +45,11 @@ class ProductNerfactoModelConfig(NerfactoModelConfig):
     background_color: str = "random"  # type: ignore[assignment]
     disable_scene_contraction: bool = True
     proposal_initial_sampler: str = "uniform"  # type: ignore[assignment]
+    sparsity_loss_mult: float = 0.0
+    """Weight of the empty-space prior: the mean opacity of short segments at random
+    points of the hull. 0 turns it off."""
+    sparsity_points: int = 4096
+    """Random points the empty-space prior samples per step."""
 
 
 class HullCarvedField(NerfactoField):
@@ -104,6 +109,27 @@ class ProductNerfactoModel(NerfactoModel):
         if hull is not None:
             self.density_fns = [self.field.carve(fn) for fn in self.density_fns]
         self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
+
+    def get_loss_dict(self, outputs: dict, batch: dict,
+                      metrics_dict: dict | None = None) -> dict[str, torch.Tensor]:
+        losses = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training and self.config.sparsity_loss_mult > 0:
+            losses["sparsity_loss"] = self.config.sparsity_loss_mult * self.empty_space_prior()
+        return losses
+
+    def empty_space_prior(self) -> torch.Tensor:
+        """Mean opacity of segments 1/128 of the box's diagonal long, at random points of the
+        box. Space that no photo sees against the backdrop but that lies inside every
+        silhouette (the wedges of the visual hull beside a product's edges) gets no
+        gradient from the photos' colours once the product behind it shows through: left
+        alone it keeps the faint density training started with, which shows as a haze
+        along the edges from viewpoints between the photos'. This prior is what clears it;
+        the photos' colours keep the surface."""
+        lo, hi = self.scene_box.aabb.to(self.device)
+        points = lo + (hi - lo) * torch.rand(self.config.sparsity_points, 3, device=self.device)
+        density = self.field.density_fn(points)
+        segment = torch.linalg.norm(hi - lo) / 128
+        return (1 - torch.exp(-density * segment)).mean()
 
 
 class OfflineLPIPS(torch.nn.Module):

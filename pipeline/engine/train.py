@@ -147,6 +147,13 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
         # empty start, the colour only sees how the background differs from the product
         # and is driven into the sigmoid's flat end (black, for good) within ~30 steps.
         average_init_density=1.0,
+        # Space inside every silhouette that no photo sees against the backdrop keeps that
+        # starting density unless something clears it: the empty-space prior does, and a
+        # stronger distortion loss than nerfacto's 0.002 gathers each ray's weight at the
+        # surface. On the near-symmetric bench scene (bench/quality.py, CPU draft) the
+        # held-out alpha IoU rose from 0.937 to 0.952 with both.
+        distortion_loss_mult=0.02,
+        sparsity_loss_mult=0.1,
         num_proposal_samples_per_ray=preset.proposal_samples,
         num_nerf_samples_per_ray=preset.nerf_samples,
         log2_hashmap_size=preset.log2_hashmap_size,

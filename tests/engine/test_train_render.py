@@ -123,6 +123,42 @@ def test_the_nerf_has_no_density_outside_the_masks_visual_hull(trained: Path) ->
         assert float(density_fn(empty).abs().max()) == 0.0
 
 
+def test_the_empty_space_prior_clears_density_no_photo_asks_for(trained: Path) -> None:
+    """Training carries the empty-space prior, and its gradient alone empties the hull:
+    density that no photo's colour holds up (the haze in the hull's wedges beside a
+    product's edges) goes, while the photos' colours keep the surface in training."""
+    import torch
+
+    from pipeline.engine.render import load_pipeline
+    from pipeline.engine.train import read_hull
+    from pipeline.engine.workspace import Workspace
+
+    ws = Workspace(trained)
+    hull = read_hull(ws)
+    pipeline, _ = load_pipeline(ws, "cpu")
+    model = pipeline.model
+    assert model.config.sparsity_loss_mult > 0
+    centres = hull.lo + (np.argwhere(hull.occupied) + 0.5) * hull.step
+    points = torch.from_numpy(centres.astype(np.float32))
+
+    def opacity() -> float:
+        with torch.no_grad():
+            return float((1 - torch.exp(-model.field.density_fn(points))).mean())
+
+    before = opacity()
+    assert before > 0.05, before
+    model.train()
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.field.parameters(), lr=1e-2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        prior = model.empty_space_prior()
+        assert prior.requires_grad and float(prior) > 0
+        prior.backward()
+        optimizer.step()
+    assert opacity() < 0.5 * before, (before, opacity())
+
+
 def test_render_in_a_new_process_gives_transparent_frames(trained: Path) -> None:
     done = engine("render", "--workspace", str(trained), "--frames", "6", "--size", "64",
                   "--batch-size", "4")
