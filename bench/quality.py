@@ -63,7 +63,7 @@ from tests.synthetic_scene import make_scene, umeyama  # noqa: E402
 
 HOLD_OUT_EVERY = 8
 SKULL = Path("/work/shared/datasets/skull")
-SCENE_NAMES = ("wide_base", "symmetric", "skull")
+SCENE_NAMES = ("wide_base", "wide_base_on_table", "symmetric", "skull")
 
 
 def composite_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

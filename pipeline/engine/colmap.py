@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import Frame, Intrinsics, write_transforms
+from .dataset import (
+    PRODUCT_POINTS_NAME,
+    SPARSE_POINTS_NAME,
+    Frame,
+    Intrinsics,
+    write_points_ply,
+    write_transforms,
+)
 from .errors import InputError
 from .images import Photo, normalize_photos, pack_zip, resize_photo
 from .pose_check import check_poses
@@ -536,18 +543,11 @@ def _write_outputs(ws: Workspace, model: Any, inputs: list[_Input], max_image_si
         positions[photo.name] = [round(float(v), 5) for v in pose[:3, 3]]
     write_transforms(ws.dataset_dir, frames)
     write_json_atomic(ws.object_json, describe_object(location, c2w))
-    _write_points_ply(ws.dataset_dir / "sparse_points.ply",
-                      transform_points(to_normalized, points))
+    write_points_ply(ws.dataset_dir / SPARSE_POINTS_NAME, transform_points(to_normalized, points))
+    write_points_ply(ws.dataset_dir / PRODUCT_POINTS_NAME,
+                     transform_points(to_normalized, location.points))
     shutil.rmtree(ws.colmap_dir / "models", ignore_errors=True)
     return positions
-
-
-def _write_points_ply(path: Path, points: np.ndarray) -> None:
-    """The sparse points in the normalized frame, for inspection and point-based seeding."""
-    header = ("ply\nformat ascii 1.0\n"
-              f"element vertex {len(points)}\nproperty float x\nproperty float y\n"
-              "property float z\nend_header\n")
-    path.write_text(header + "".join(f"{x:.5f} {y:.5f} {z:.5f}\n" for x, y, z in points))
 
 
 def _camera_list(names: list[str], placed: set[str], positions: dict[str, list[float]],

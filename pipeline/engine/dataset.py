@@ -18,6 +18,11 @@ from .progress import write_json_atomic
 
 # Right-multiplying a camera-to-world matrix by this flips the camera's y and z axes.
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+SPARSE_POINTS_NAME = "sparse_points.ply"
+"""All of COLMAP's sparse points, in the normalized frame."""
+PRODUCT_POINTS_NAME = "product_points.ply"
+"""The sparse points the colmap stage found to be the product, a base on a table included."""
+_PLY_HEADER_END = "end_header"
 
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "k1", "k2", "p1", "p2")
 
@@ -104,3 +109,17 @@ def read_transforms(path: Path) -> list[Frame]:
         c2w = np.asarray(entry["transform_matrix"], float) @ OPENCV_TO_OPENGL
         frames.append(Frame(Path(entry["file_path"]).name, c2w, camera))
     return frames
+
+
+def write_points_ply(path: Path, points: np.ndarray) -> None:
+    """Points (M,3) as an ASCII PLY file, which point-cloud viewers open."""
+    header = ("ply\nformat ascii 1.0\n"
+              f"element vertex {len(points)}\nproperty float x\nproperty float y\n"
+              f"property float z\n{_PLY_HEADER_END}\n")
+    path.write_text(header + "".join(f"{x:.5f} {y:.5f} {z:.5f}\n" for x, y, z in points))
+
+
+def read_points_ply(path: Path) -> np.ndarray:
+    """(M,3) the points of a file that `write_points_ply` wrote."""
+    _, _, body = path.read_text().partition(f"{_PLY_HEADER_END}\n")
+    return np.array(body.split(), float).reshape(-1, 3)

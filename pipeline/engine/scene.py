@@ -41,6 +41,8 @@ _MIN_GROUP_SHARE = 0.02
 # A thin base on a table shows at least this many points on its top, and under its
 # outline no more points of the table than this share of its own.
 _MIN_BASE_POINTS = 20
+# Refits of the support plane on its outer points (see _support_plane).
+_SUPPORT_REFITS = 4
 _BASE_OVER_TABLE = 0.5
 
 
@@ -55,7 +57,12 @@ class ObjectLocation:
     bbox_min: np.ndarray  # (3,) in the normalized frame
     bbox_max: np.ndarray
     found_ground: bool
-    object_points: int
+    points: np.ndarray
+    """(M,3) the sparse points that make up the product, a base on a table included."""
+
+    @property
+    def object_points(self) -> int:
+        return len(self.points)
 
     def to_normalized(self) -> np.ndarray:
         return similarity(self.center, self.basis, self.radius)
@@ -146,7 +153,7 @@ def locate_object(c2w: np.ndarray, points: np.ndarray,
         half = np.full(3, 1.0)
     return ObjectLocation(center=center, up=up, radius=radius, basis=basis,
                           bbox_min=-half, bbox_max=half, found_ground=floor is not None,
-                          object_points=len(near))
+                          points=near)
 
 
 def describe_object(location: ObjectLocation, c2w: np.ndarray) -> dict[str, Any]:
@@ -250,13 +257,20 @@ def _support_plane(
         return None
     n, h = found
     tol = _GROUND_TOLERANCE * distance
-    on_plane = points[np.abs(points @ n - h) < tol]
-    flat = on_plane - focus
-    reach = np.linalg.norm(flat - np.outer(flat @ n, n), axis=1)
-    outer = on_plane[reach >= np.median(reach)]
-    if len(outer) >= 10:  # the plane of the surface alone, not tilted by a base on it
+    # The plane of the surface alone, not tilted by a base on it. A thin base lies within
+    # the tolerance of the table, so the first plane may pass through the table on one
+    # side and the base's top on the other; each refit on the outer half of the points
+    # within the tolerance, and the points that then fall within it, levels it further.
+    for _ in range(_SUPPORT_REFITS):
+        on_plane = points[np.abs(points @ n - h) < tol]
+        flat = on_plane - focus
+        reach = np.linalg.norm(flat - np.outer(flat @ n, n), axis=1)
+        outer = on_plane[reach >= np.median(reach)]
+        if len(outer) < 10:
+            break
         normal = _unit(np.linalg.svd(outer - outer.mean(axis=0))[2][2])
         n = normal if np.dot(normal, n) > 0 else -normal
+        h = float(np.median(outer @ n))
     heights = outer @ n
     surface = float(np.median(heights))
     spread = 1.4826 * float(np.median(np.abs(heights - surface))) / tol

@@ -28,7 +28,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .dataset import OPENCV_TO_OPENGL, Frame, read_transforms
+from .dataset import (
+    OPENCV_TO_OPENGL,
+    PRODUCT_POINTS_NAME,
+    Frame,
+    read_points_ply,
+    read_transforms,
+)
 from .errors import InputError
 from .masks import (
     GRABCUT_LONG_SIDE,
@@ -87,7 +93,25 @@ def spread_evenly(frames: list[Frame], limit: int | None) -> list[Frame]:
 
 
 def sparse_product_points(ws: Workspace, box: ProductBox) -> np.ndarray | None:
-    """COLMAP's sparse points inside the product's box, in the normalized frame, if any."""
+    """The product's sparse points inside `box`, in the normalized frame, if any.
+
+    These are the points the colmap stage found to be the product (a thin base standing on
+    a table included). A workspace from before that file has only all of COLMAP's points:
+    from those, the bottom slice of the box is left out, where they may lie on the table.
+    """
+    product_points = ws.dataset_dir / PRODUCT_POINTS_NAME
+    if product_points.exists():
+        xyz, lo = read_points_ply(product_points), box.lo
+    else:
+        xyz = _colmap_points(ws)
+        if xyz is None:
+            return None
+        lo = box.lo + np.array([0.0, 0.0, 0.1 * (box.hi[2] - box.lo[2])])
+    return xyz[((xyz >= lo) & (xyz <= box.hi)).all(axis=1)]
+
+
+def _colmap_points(ws: Workspace) -> np.ndarray | None:
+    """All of COLMAP's sparse points in the normalized frame, or None."""
     if not (ws.colmap_dir / "points3D.bin").exists():
         return None
     try:
@@ -100,10 +124,7 @@ def sparse_product_points(ws: Workspace, box: ProductBox) -> np.ndarray | None:
     except Exception as exc:  # the seeds only help; the masks work without them
         log.warning("could not read the sparse points for mask seeds: %r", exc)
         return None
-    xyz = xyz @ to_world[:3, :3].T + to_world[:3, 3]
-    # Leave out the bottom slice of the box, where the points may lie on the table.
-    lo = box.lo + np.array([0.0, 0.0, 0.1 * (box.hi[2] - box.lo[2])])
-    return xyz[((xyz > lo) & (xyz < box.hi)).all(axis=1)]
+    return xyz @ to_world[:3, :3].T + to_world[:3, 3]
 
 
 def prepare_training_set(

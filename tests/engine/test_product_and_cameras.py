@@ -16,7 +16,7 @@ from pipeline.engine.colmap import estimate_poses
 from pipeline.engine.masks import ProductBox
 from pipeline.engine.product import load_product, save_product_box
 from pipeline.engine.progress import Progress
-from pipeline.engine.trainset import prepare_training_set
+from pipeline.engine.trainset import prepare_training_set, sparse_product_points
 from pipeline.engine.workspace import Workspace
 from tests.engine.test_colmap import rotation_errors_deg
 from tests.synthetic_scene import SyntheticScene, make_scene, umeyama
@@ -43,20 +43,22 @@ def placed_poses(ws: Workspace, scene: SyntheticScene) -> tuple[list[str], np.nd
 def box_in_world(box: ProductBox, ws: Workspace, scene: SyntheticScene
                  ) -> tuple[np.ndarray, np.ndarray]:
     """A box of the normalized frame, carried into the scene's world by the cameras."""
-    _, est, true = placed_poses(ws, scene)
-    s, r, t = umeyama(est[:, :3, 3], true[:, :3, 3])
     corners = np.array([[x, y, z] for x in (box.lo[0], box.hi[0]) for y in (box.lo[1], box.hi[1])
                         for z in (box.lo[2], box.hi[2])])
-    world = s * corners @ r.T + t
+    world = in_world(corners, ws, scene)
     return world.min(axis=0), world.max(axis=0)
+
+
+def in_world(points: np.ndarray, ws: Workspace, scene: SyntheticScene) -> np.ndarray:
+    """Points of the normalized frame, carried into the scene's world by the cameras."""
+    _, est, true = placed_poses(ws, scene)
+    s, r, t = umeyama(est[:, :3, 3], true[:, :3, 3])
+    return s * points @ r.T + t
 
 
 @pytest.mark.parametrize("kind", [
     "wide_base",
-    # Known gap: since the quick pose pass, the base's top on the table's far side can
-    # come out as a separate patch of points, and only part of the base is kept.
-    pytest.param("wide_base_on_table", marks=pytest.mark.xfail(
-        reason="a thin base on a textured table is sometimes kept only in part")),
+    "wide_base_on_table",
 ])
 def test_a_wide_flat_base_is_part_of_the_product(kind, tmp_path):
     """The baseplate is product whether it stands on a plain sweep (where its plane is the
@@ -75,6 +77,17 @@ def test_a_wide_flat_base_is_part_of_the_product(kind, tmp_path):
     # between machines (SIFT's floating point): 15.4 % of the width was measured on one.
     assert (lo[:2] >= scene.bbox_min[:2] - 0.2 * size[:2]).all(), (lo, scene.bbox_min)
     assert (hi[:2] <= scene.bbox_max[:2] + 0.2 * size[:2]).all(), (hi, scene.bbox_max)
+    # The base's own points seed the masks, on a table too: they spread over its top, and
+    # hardly any of the table's around it is among them (one that links to the base's
+    # edge may: a seed is only "probably product" to GrabCut).
+    seeds = in_world(sparse_product_points(ws, product.points_box), ws, scene)
+    on_base = seeds[seeds[:, 2] < scene.bbox_min[2] + 0.1 * size[2]]
+    assert len(on_base) >= 20, len(on_base)
+    assert (np.ptp(on_base[:, :2], axis=0) >= 0.6 * size[:2]).all(), np.ptp(on_base, axis=0)
+    margin = 0.05 * size[:2]
+    outside = ((on_base[:, :2] < scene.bbox_min[:2] - margin)
+               | (on_base[:, :2] > scene.bbox_max[:2] + margin)).any(axis=1)
+    assert outside.mean() <= 0.05, on_base[outside]
     # The ball's plain crown has few points: the masks look for it above the points' box,
     # and the photos' silhouettes grow the box to it, not to the top of the search.
     _, search_hi = box_in_world(product.search_box, ws, scene)
@@ -92,7 +105,14 @@ def test_a_wide_flat_base_is_part_of_the_product(kind, tmp_path):
     # The masks hug the silhouettes, the concave corner between body and base included
     # (the silhouettes' hull is fat there, and must not be painted into the masks).
     ious = mask_ious(ws, scene, masks.names)
-    assert min(ious) > MIN_MASK_IOU and np.mean(ious) > MEAN_MASK_IOU, np.round(ious, 3)
+    hug = min(ious) > MIN_MASK_IOU and np.mean(ious) > MEAN_MASK_IOU
+    if kind == "wide_base_on_table" and not hug:
+        # Known gap: the box holds the whole base and the base's points seed the masks, but
+        # against a textured table GrabCut stops short of the base's edges, where the
+        # sparse points end (measured: min 0.84, mean 0.93).
+        pytest.xfail(f"masks stop short of the base's edges on a textured table: "
+                     f"{np.round(ious, 3)}")
+    assert hug, np.round(ious, 3)
 
 
 MIN_MASK_IOU, MEAN_MASK_IOU = 0.85, 0.94
