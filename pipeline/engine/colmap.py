@@ -4,6 +4,7 @@
            ─ extract ─ match ─ map (pycolmap) ─▶ colmap/{cameras,images,points3D}.bin
              (and, only for photos left unplaced: extract ─ match ─ map again, robustly)
            ─ locate the product, normalize ─▶ dataset/transforms.json, dataset/images/,
+                                              dataset/{sparse,product}_points.ply,
                                               model/object.json, colmap/summary.json
 
 pycolmap's defaults are tuned for large, well-textured captures; product photos are few,
