@@ -1,7 +1,7 @@
 """Quality benchmark: renders of held-out photos against the photos themselves.
 
-    python bench/quality.py [--scenes wide_base symmetric skull] [--preset draft]
-                            [--views 32] [--orbit-frames 12] [--out DIR]
+    python bench/quality.py [--scenes wide_base wide_base_on_table symmetric skull]
+                            [--preset draft] [--views 32] [--orbit-frames 12] [--out DIR]
 
 For each scene the real colmap stage places ALL the photos (so the held-out ones get poses
 in the same frame), then every 8th photo in shooting order (index 0, 8, 16, …) is taken out

@@ -46,8 +46,8 @@ class ProductNerfactoModelConfig(NerfactoModelConfig):
     disable_scene_contraction: bool = True
     proposal_initial_sampler: str = "uniform"  # type: ignore[assignment]
     sparsity_loss_mult: float = 0.0
-    """Weight of the empty-space prior: the mean opacity of short segments at random
-    points of the hull. 0 turns it off."""
+    """Weight of the empty-space prior (ProductNerfactoModel.empty_space_prior): the mean
+    opacity of short segments at random points of the box. 0 turns it off."""
     sparsity_points: int = 4096
     """Random points the empty-space prior samples per step."""
 

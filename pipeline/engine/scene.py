@@ -41,9 +41,9 @@ _MIN_GROUP_SHARE = 0.02
 # A thin base on a table shows at least this many points on its top, and under its
 # outline no more points of the table than this share of its own.
 _MIN_BASE_POINTS = 20
+_BASE_OVER_TABLE = 0.5
 # Refits of the support plane on its outer points (see _support_plane).
 _SUPPORT_REFITS = 4
-_BASE_OVER_TABLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,6 @@ class ObjectLocation:
     found_ground: bool
     points: np.ndarray
     """(M,3) the sparse points that make up the product, a base on a table included."""
-
-    @property
-    def object_points(self) -> int:
-        return len(self.points)
 
     def to_normalized(self) -> np.ndarray:
         return similarity(self.center, self.basis, self.radius)

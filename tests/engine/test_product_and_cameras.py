@@ -5,6 +5,7 @@ product that looks the same front and back, with one camera put mirrored across 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,29 @@ def test_a_right_model_keeps_every_camera(symmetric):
     s, r, _ = umeyama(est[:, :3, 3], true[:, :3, 3])
     errors = rotation_errors_deg(true[:, :3, :3], np.einsum("ij,njk->nik", r, est[:, :3, :3]))
     assert np.median(errors) < 1.0 and errors.max() < 3.0, errors
+
+
+def test_a_workspace_placed_before_product_points_seeds_its_masks_from_colmap(symmetric,
+                                                                             tmp_path):
+    """A job whose poses came from an earlier version (no dataset/product_points.ply) and
+    trains again: its masks are seeded from COLMAP's own points, without the bottom slice
+    of the box, where they may lie on the table."""
+    scene, ws = symmetric
+    old = Workspace(tmp_path / "ws").ensure()
+    shutil.copytree(ws.colmap_dir, old.colmap_dir, dirs_exist_ok=True)
+    old.model_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ws.object_json, old.object_json)
+    box = load_product(ws).points_box
+
+    seeds = sparse_product_points(old, box)
+
+    assert seeds is not None and len(seeds) >= 20, seeds
+    assert (seeds >= box.lo).all() and (seeds <= box.hi).all()
+    assert (seeds[:, 2] > box.lo[2] + 0.1 * (box.hi[2] - box.lo[2])).all()
+    # The same frame as the product's own points: they are mostly COLMAP's points too.
+    own = sparse_product_points(ws, box)
+    nearest = np.min(np.linalg.norm(seeds[:, None] - own[None], axis=2), axis=1)
+    assert np.median(nearest) < 1e-3 * np.linalg.norm(box.hi - box.lo), np.median(nearest)
 
 
 def test_a_mirrored_camera_is_placed_again_where_it_was_taken(symmetric):
