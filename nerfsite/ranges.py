@@ -18,6 +18,9 @@ SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
 # Headers of the whole file's response that describe the part as well.
 KEPT_HEADERS = ("Content-Type", "Last-Modified", "ETag", "Content-Encoding")
+# Any position with more digits lies past every file; int() of thousands of digits is slow
+# and, past 4300, a ValueError (Python's limit on str-to-int conversion).
+MAX_DIGITS = 18
 
 
 def with_byte_ranges(request: HttpRequest, response: HttpResponse) -> HttpResponse:
@@ -31,11 +34,11 @@ def with_byte_ranges(request: HttpRequest, response: HttpResponse) -> HttpRespon
     size = int(response.get("Content-Length", -1))
     if request.method != "GET" or not match or size < 0 or match.groups() == ("", ""):
         return response
-    first, last = match.groups()
-    if first:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    first, last = (_position(group) for group in match.groups())
+    if first is not None:
+        start, end = first, min(last, size - 1) if last is not None else size - 1
     else:  # "bytes=-N": the last N bytes
-        start, end = max(0, size - int(last)), size - 1
+        start, end = max(0, size - last), size - 1
     if start >= size or start > end:
         response.close()
         refused = HttpResponse(status=416)
@@ -51,6 +54,14 @@ def with_byte_ranges(request: HttpRequest, response: HttpResponse) -> HttpRespon
     part["Content-Length"] = str(end - start + 1)
     part["Accept-Ranges"] = "bytes"
     return part
+
+
+def _position(digits: str) -> int | None:
+    """A byte position from the header; None when absent. A number too long to be any
+    file's position stands for "past the end" (10**MAX_DIGITS)."""
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= MAX_DIGITS else 10 ** MAX_DIGITS
 
 
 def _read(file: BinaryIO, start: int, length: int) -> Iterator[bytes]:

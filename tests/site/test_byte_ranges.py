@@ -58,3 +58,15 @@ def test_a_range_past_the_end_is_416_and_an_odd_one_gets_the_whole_file(client, 
     for odd in ("bytes=0-1,5-6", "items=0-1", "bytes=-"):
         response = client.get(video, HTTP_RANGE=odd)
         assert response.status_code == 200 and body(response) == DATA
+
+
+def test_a_range_with_a_number_of_thousands_of_digits_is_416_or_the_file_not_500(client,
+                                                                                video):
+    huge = "9" * 5000  # past Python's 4300-digit limit on int()
+    response = client.get(video, HTTP_RANGE=f"bytes={huge}-")
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(DATA)}"
+    response = client.get(video, HTTP_RANGE=f"bytes=0-{huge}")  # to the end
+    assert response.status_code == 206 and body(response) == DATA
+    response = client.get(video, HTTP_RANGE=f"bytes=-{huge}")  # more than the whole file
+    assert response.status_code == 206 and body(response) == DATA
