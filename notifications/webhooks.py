@@ -14,11 +14,24 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 
 SIGNATURE_HEADER = "Spin-Signature"
 USER_AGENT = "360-spins-webhooks/1"
 # Enough of an answer to know it arrived; the body itself is not kept.
 MAX_RESPONSE_BYTES = 64 * 1024
+# IPv6 ranges that reach IPv4 hosts or networks Python's is_global does not flag (as of
+# 3.11): the embedded IPv4 address of NAT64's well-known prefix and of 6to4 is checked;
+# the rest are refused outright (nothing public is reached through them).
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+SIXTO4 = ipaddress.IPv6Network("2002::/16")
+REFUSED_V6 = tuple(ipaddress.IPv6Network(n) for n in (
+    "::/96",            # IPv4-compatible (::a.b.c.d), deprecated; also :: and ::1
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+    "64:ff9b:1::/48",   # NAT64 for local use
+    "fec0::/10",        # site-local, deprecated but still routed inside some networks
+))
 
 
 class UnsafeUrl(ValueError):
@@ -37,6 +50,11 @@ def check_url(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UnsafeUrl("Use an http:// or https:// URL with a host name.")
+    try:  # Django's rule (the model field's): spaces, empty or overlong labels, bad IDNs
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise UnsafeUrl("This is not a valid URL: check the host name, and percent-encode "
+                        "spaces and other special characters in the path.") from None
     if parts.username or parts.password:
         raise UnsafeUrl("Leave user names and passwords out of the URL; verify the "
                         f"{SIGNATURE_HEADER} header instead.")
@@ -51,8 +69,15 @@ def is_internal(address: str) -> bool:
     """Loopback, private, link-local (the cloud metadata address 169.254.169.254), shared,
     multicast, reserved or unspecified: anything that is not a public address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in REFUSED_V6):
+            return True
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        elif ip in NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip in SIXTO4:
+            ip = ip.sixtofour
     return not ip.is_global or ip.is_multicast
 
 
@@ -63,6 +88,8 @@ def resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise UnsafeUrl(f"{host} could not be resolved ({exc.strerror or exc}).") from exc
+    except UnicodeError:  # the idna codec: a label too long or empty once encoded
+        raise UnsafeUrl(f"{host} is not a valid host name.") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
         for address in addresses:

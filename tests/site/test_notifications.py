@@ -194,12 +194,20 @@ def test_the_backoff_grows_fourfold(settings):
 # --- no internal addresses --------------------------------------------------------------
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1",
                                      "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
-                                     "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1"])
+                                     "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1",
+                                     # IPv6 forms that embed IPv4 or reach inside:
+                                     # IPv4-compatible, NAT64 (well-known and local),
+                                     # 6to4, IPv4-translated, site-local
+                                     "::127.0.0.1", "::8.8.8.8", "64:ff9b::7f00:1",
+                                     "64:ff9b::a00:1", "64:ff9b:1::808:808",
+                                     "2002:7f00:1::1", "2002:a00:1::1",
+                                     "::ffff:0:7f00:1", "::ffff:0:808:808", "fec0::1"])
 def test_internal_addresses_are_internal(address):
     assert webhooks.is_internal(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::1"])
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::1",
+                                     "64:ff9b::5db8:d822"])  # NAT64 of 93.184.216.34
 def test_public_addresses_are_not(address):
     assert not webhooks.is_internal(address)
 
@@ -208,7 +216,11 @@ def test_public_addresses_are_not(address):
                                  "http://169.254.169.254/latest/meta-data/",
                                  "http://[::1]/hook", "http://10.0.0.5/hook",
                                  "ftp://example.com/hook", "http://user:pw@example.com/",
-                                 "http://example.com:99999/"])
+                                 "http://example.com:99999/",
+                                 "http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/",
+                                 "http://[2002:7f00:1::1]/", "http://[::ffff:0:7f00:1]/",
+                                 "http://[fec0::1]/", "http://1.1.1.1/a b",
+                                 f"http://{'é' * 70}.com/", "http://exaßmple..com/"])
 def test_internal_or_odd_urls_are_refused_when_saved(settings, owner, url):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
     with pytest.raises(services.NotificationError):
@@ -227,6 +239,20 @@ def test_delivery_checks_the_address_again_and_sends_nothing_inside(settings, ow
     assert delivery.outcome == "failed" and delivery.status_code is None
     assert "127.0.0.1, an internal address" in delivery.error
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]",
+                                  "[::ffff:0:7f00:1]", "[fec0::1]"])
+def test_delivery_refuses_ipv6_forms_of_internal_addresses(settings, owner, host):
+    # An endpoint saved before the rule knew these forms is refused when sending.
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    endpoint, _ = services.webhook_endpoint_create(user=owner, url=f"http://{host}/hook")
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    event = services.webhook_test_send(endpoint=endpoint)
+    delivery = services.webhook_deliver(event_id=str(event.pk), endpoint_id=endpoint.pk,
+                                        attempt=1)
+    assert delivery.outcome == "failed" and delivery.status_code is None
+    assert "an internal address" in delivery.error
 
 
 def test_redirects_are_not_followed(owner, receiver):

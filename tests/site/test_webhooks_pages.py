@@ -82,7 +82,10 @@ def test_endpoints_through_the_api(api, owner, receiver, django_user_model,
 
 @pytest.mark.parametrize("payload", [
     {"url": "http://169.254.169.254/latest/meta-data/"}, {"url": "file:///etc/passwd"},
-    {"url": ""}, {"url": "http://x.example/" + "a" * 600}, {}, {"url": 7}])
+    {"url": ""}, {"url": "http://x.example/" + "a" * 600}, {}, {"url": 7},
+    # once 500s: a space in the path, a 70-letter IDN label, an empty label
+    {"url": "http://1.1.1.1/a b"}, {"url": f"http://{'ü' * 70}.example/"},
+    {"url": "http://exaßmple..com/"}])
 def test_bad_endpoints_are_422_in_the_error_schema(settings, api, payload):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
     response = api.post("/api/webhooks/endpoints", payload, content_type="application/json")
