@@ -12,6 +12,19 @@ from ninja.utils import check_csrf
 from .tokens import user_for_token
 
 
+@sensitive_variables("header")
+def bearer_token(request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, whatever the scheme's case
+    and the whitespace around it (RFC 9110 says the scheme is case-insensitive); None for
+    another scheme or no header. The one reading of the header: the rate limit per token
+    counts what authenticates, so `bEarer  nrf_…` is the same token as `Bearer nrf_…`."""
+    header = request.headers.get("Authorization", "")
+    parts = header.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    return parts[1].strip()
+
+
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer nrf_…` with a token made on the API tokens page."""
 
@@ -19,14 +32,14 @@ class TokenAuth(HttpBearer):
         # ninja's HttpBearer logs a header of another scheme whole (with DEBUG on), e.g.
         # `Token nrf_…`: a credential in the log. Another scheme falls to the session here,
         # unlogged.
-        scheme, _, token = request.headers.get(self.header, "").partition(" ")
-        if scheme.lower() != self.openapi_scheme:
+        token = bearer_token(request)
+        if token is None:
             return None
         return self.authenticate(request, token)
 
     @method_decorator(sensitive_variables("token"))
     def authenticate(self, request, token: str):
-        user = user_for_token(token.strip())
+        user = user_for_token(token)
         if user is None:
             # A token was sent but is wrong or revoked: say so rather than trying the session.
             raise AuthenticationError(401, "The API token is invalid or has been revoked.")

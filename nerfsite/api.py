@@ -17,8 +17,8 @@ from nerfsite import client_errors
 from nerfsite.api_common import Error, error_response
 from nerfsite.throttles import (
     AddressThrottle,
-    FailedAuthThrottle,
     TokenThrottle,
+    count_failed_auth,
     throttled_response,
 )
 from pipeline.errors import JobError
@@ -40,7 +40,6 @@ api = NinjaAPI(
     # Run after auth: per calling address, and per token (or signed-in user).
     throttle=[AddressThrottle(), TokenThrottle()],
 )
-failed_auth = FailedAuthThrottle()
 
 
 @api.get("/health", tags=["meta"], summary="The API answers", auth=None,
@@ -74,8 +73,10 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     # Every refused call counts against its address; past the limit, guessing answers 429.
-    if not failed_auth.allow_request(request):
-        return on_throttled(request, Throttled(wait=failed_auth.wait()))
+    try:
+        count_failed_auth(request)
+    except Throttled as throttled:
+        return on_throttled(request, throttled)
     detail = exc.message if exc.message != "Unauthorized" else (
         "Sign in, or send an API token as `Authorization: Bearer <token>`.")
     return error_response(401, "unauthorized", detail)

@@ -23,6 +23,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja.errors import Throttled
 from ninja.throttling import BaseThrottle, SimpleRateThrottle
 
+from accounts.auth import bearer_token
 from nerfsite.api_common import error_response
 
 
@@ -92,9 +93,9 @@ class TokenThrottle(SettingRateThrottle):
     rate_setting = "API_RATE_PER_TOKEN"
 
     def get_cache_key(self, request: HttpRequest) -> str | None:
-        header = request.headers.get("Authorization", "")
-        if header:  # a valid token, or auth would have refused the call: key on its hash
-            return self.key_for(hashlib.sha256(header.encode()).hexdigest())
+        token = bearer_token(request)
+        if token:  # a valid token, or auth would have refused the call: key on its hash
+            return self.key_for(hashlib.sha256(token.encode()).hexdigest())
         user = getattr(request, "auth", None)
         return self.key_for(f"user-{user.pk}") if user is not None else None
 
@@ -106,6 +107,15 @@ class FailedAuthThrottle(SettingRateThrottle):
 
     scope = "api_auth_failures"
     rate_setting = "API_AUTH_FAILURES_PER_ADDRESS"
+
+
+def count_failed_auth(request: HttpRequest) -> None:
+    """Count a call refused as unauthenticated against its address; raise Throttled once
+    the address is past API_AUTH_FAILURES_PER_ADDRESS. The API and the photo files (which
+    take API tokens too) share the one count, so guessing tokens is slow on both."""
+    throttle = FailedAuthThrottle()
+    if not throttle.allow_request(request):
+        raise Throttled(wait=throttle.wait())
 
 
 class UploadThrottle(SettingRateThrottle):

@@ -17,7 +17,7 @@ from django.views.generic import CreateView, DetailView, ListView, UpdateView
 from ninja.errors import AuthenticationError, Throttled
 
 from accounts.auth import TokenAuth
-from nerfsite.throttles import UploadThrottle, throttled_response
+from nerfsite.throttles import UploadThrottle, count_failed_auth, throttled_response
 
 from . import selectors, services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
@@ -32,20 +32,26 @@ def owned_product_or_404(request: HttpRequest, pk: int) -> Product:
 def caller(request: HttpRequest):
     """The signed-in user, or the owner of the API token sent as `Authorization: Bearer`,
     so the photo URLs that the API reports work for API clients too. A wrong token is an
-    anonymous caller."""
+    anonymous caller, counted as the API counts it: past API_AUTH_FAILURES_PER_ADDRESS
+    this raises Throttled."""
     try:
         return TokenAuth()(request) or request.user
     except AuthenticationError:
+        count_failed_auth(request)
         return AnonymousUser()
 
 
-def photo_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
+def photo_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     """A photo ("image") or its thumbnail, for the product's owner and staff; 404 for
     anyone else. The only way photos leave their storage: on S3 too the bucket stays
     private and the file is streamed from here, so every request is checked (a presigned
     redirect would be a bearer link anyone could reuse until it expires) and pages need
     no other origin in their Content-Security-Policy."""
-    photo = selectors.photo_get_visible(user=caller(request), pk=pk)
+    try:
+        user = caller(request)
+    except Throttled as exc:
+        return throttled_response(exc)
+    photo = selectors.photo_get_visible(user=user, pk=pk)
     name = photo.image.name if kind == "image" else services.thumbnail_name(photo.image.name)
     try:
         handle = photo.image.storage.open(name, "rb")

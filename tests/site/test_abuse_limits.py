@@ -117,6 +117,20 @@ def test_calls_are_limited_per_token(owner, settings):
                       ).status_code == 200
 
 
+def test_the_per_token_limit_counts_the_token_however_the_header_is_written(owner,
+                                                                          settings):
+    # The scheme is case-insensitive and whitespace is free: each spelling authenticates,
+    # so each must count against the same token, not get a fresh quota.
+    settings.API_RATE_PER_TOKEN = "3/min"
+    _, token = create_token(owner, "one")
+    client = Client(REMOTE_ADDR="203.0.113.12")
+    spellings = [f"Bearer {token}", f"bEarer  {token}", f"BEARER {token} ", f"bearer\t{token}"]
+    answers = [client.get("/api/products", HTTP_AUTHORIZATION=header)
+               for header in spellings]
+    assert [r.status_code for r in answers[:3]] == [200] * 3
+    assert_throttled(answers[3])
+
+
 def test_the_sites_own_session_is_limited_per_user(owner, settings):
     settings.API_RATE_PER_TOKEN = "3/min"
     client = Client()
@@ -184,3 +198,23 @@ def test_one_users_uploads_do_not_count_against_another(owner, product, settings
         response = Client(HTTP_AUTHORIZATION=f"Bearer {token}").post(
             f"/api/products/{item.pk}/photos", {"files": files(item.pk)})
         assert response.json()["accepted"] == 1
+
+
+def test_photo_files_count_wrong_tokens_against_the_address(owner, product, settings):
+    # /products/photos/<id>/ takes API tokens too: guessing them there is as slow as on
+    # the API, and shares its count.
+    settings.API_AUTH_FAILURES_PER_ADDRESS = "5/10min"
+    _, token = create_token(owner, "photos")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    photo_id = api.post(f"/api/products/{product.pk}/photos",
+                        {"files": files(1)}).json()["results"][0]["photo"]["id"]
+    guesser = Client(REMOTE_ADDR="203.0.113.20")
+    answers = [guesser.get(f"/products/photos/{photo_id}/",
+                           HTTP_AUTHORIZATION=f"Bearer nrf_guess{i:04d}") for i in range(8)]
+    assert [r.status_code for r in answers[:5]] == [404] * 5
+    for response in answers[5:]:
+        assert_throttled(response)
+    assert_throttled(guesser.get("/api/products", HTTP_AUTHORIZATION="Bearer nrf_guess"))
+    # The owner's token still gets the photo, from that address too.
+    mine = guesser.get(f"/products/photos/{photo_id}/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert mine.status_code == 200
