@@ -351,6 +351,10 @@ AXES_CLIENT_IP_CALLABLE = "nerfsite.throttles.client_address"
 API_RATE_PER_TOKEN = os.environ.get("API_RATE_PER_TOKEN", "600/min")
 API_RATE_PER_ADDRESS = os.environ.get("API_RATE_PER_ADDRESS", "1200/min")
 API_AUTH_FAILURES_PER_ADDRESS = os.environ.get("API_AUTH_FAILURES_PER_ADDRESS", "20/10min")
+# Sign-ups, password resets and confirmation resends, which each send an email: per
+# calling address, and per email address asked for.
+ACCOUNT_EMAILS_PER_ADDRESS = os.environ.get("ACCOUNT_EMAILS_PER_ADDRESS", "20/h")
+ACCOUNT_EMAILS_PER_RECIPIENT = os.environ.get("ACCOUNT_EMAILS_PER_RECIPIENT", "5/h")
 # Files (photos or .zips) one user may upload per hour, on the pages and the API together.
 UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 1000)  # 0 turns the limit off
 

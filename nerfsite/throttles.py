@@ -109,6 +109,39 @@ class FailedAuthThrottle(SettingRateThrottle):
     rate_setting = "API_AUTH_FAILURES_PER_ADDRESS"
 
 
+class AccountFormAddressThrottle(SettingRateThrottle):
+    """Sign-ups, password resets and confirmation resends (each sends an email), per
+    calling address, the three together."""
+
+    scope = "account_forms"
+    rate_setting = "ACCOUNT_EMAILS_PER_ADDRESS"
+
+
+class AccountFormRecipientThrottle(SettingRateThrottle):
+    """The same forms per email address asked for, whoever asks: no flood of one inbox
+    from many addresses. Counted for every address typed, taken or not, so a refusal
+    tells nothing about who has an account."""
+
+    scope = "account_recipient"
+    rate_setting = "ACCOUNT_EMAILS_PER_RECIPIENT"
+
+    def __init__(self, recipient: str) -> None:
+        super().__init__()
+        self.recipient = recipient
+
+    def get_cache_key(self, request: HttpRequest) -> str:
+        return self.key_for(hashlib.sha256(self.recipient.strip().lower().encode())
+                            .hexdigest())
+
+
+def count_account_email(request: HttpRequest, recipient: str) -> None:
+    """Count one sign-up, reset or resend for `recipient` from this caller; raise
+    Throttled when either limit is reached."""
+    for throttle in (AccountFormAddressThrottle(), AccountFormRecipientThrottle(recipient)):
+        if not throttle.allow_request(request):
+            raise Throttled(wait=throttle.wait())
+
+
 def count_failed_auth(request: HttpRequest) -> None:
     """Count a call refused as unauthenticated against its address; raise Throttled once
     the address is past API_AUTH_FAILURES_PER_ADDRESS. The API and the photo files (which

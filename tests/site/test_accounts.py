@@ -32,9 +32,15 @@ def signs_in(username: str, password: str) -> bool:
                                               "password": password}).status_code == 302
 
 
-def sign_up(client: Client, username: str = "newshop", email: str = "new@example.com"):
+def sign_up(client: Client, username: str = "newshop", email: str = "new@example.com",
+            password: str = PASSWORD):
     return client.post("/accounts/signup/", {"username": username, "email": email,
-                                             "password1": PASSWORD, "password2": PASSWORD})
+                                             "password1": password, "password2": password})
+
+
+def confirm(client: Client, link: str, password: str = PASSWORD):
+    """The link's page asks for the password chosen at sign-up."""
+    return client.post(link, {"password": password})
 
 
 def test_sign_up_needs_the_emailed_link_before_signing_in(client):
@@ -49,7 +55,11 @@ def test_sign_up_needs_the_emailed_link_before_signing_in(client):
     assert mail.outbox[0].to == ["new@example.com"]
     assert mail.outbox[0].subject == "Confirm your email for 360° spins"
     link = link_in(mail.outbox[0], "/accounts/verify/")
-    verified = client.get(link)
+    page = client.get(link)  # opening it changes nothing: it asks for the password
+    assert page.status_code == 200 and "newshop" in page.content.decode()
+    user.refresh_from_db()
+    assert not user.is_active
+    verified = confirm(client, link)
     assert verified.status_code == 302 and verified.url == "/products/"
     user.refresh_from_db()
     assert user.is_active
@@ -58,18 +68,127 @@ def test_sign_up_needs_the_emailed_link_before_signing_in(client):
     # The link works once.
     client.logout()
     assert client.get(link).status_code == 400
+    assert confirm(client, link).status_code == 400
     assert signs_in("newshop", PASSWORD)
 
 
-def test_sign_up_refuses_a_taken_address_and_a_weak_password(client, django_user_model):
+def test_sign_up_answers_the_same_whatever_is_taken_and_tells_the_mailbox(
+        client, django_user_model):
     django_user_model.objects.create_user("old", email="Shop@Example.com")
-    response = sign_up(client, email="shop@example.com")
-    assert response.status_code == 400
-    assert "already exists" in response.content.decode()
+    fresh = sign_up(client, username="fresh", email="fresh@example.com")
+    taken_address = sign_up(client, username="another", email="shop@example.com")
+    taken_name = sign_up(client, username="OLD", email="third@example.com")
+    for response in (fresh, taken_address, taken_name):
+        assert response.status_code == 302 and response.url == "/accounts/signup/done/"
+    assert set(User.objects.values_list("username", flat=True)) == {"old", "fresh"}
+    by_address = {m.to[0]: m for m in mail.outbox}
+    assert set(by_address) == {"fresh@example.com", "Shop@example.com", "third@example.com"}
+    assert by_address["Shop@example.com"].subject == "You already have a 360° spins account"
+    assert '"old"' in by_address["Shop@example.com"].body
+    assert by_address["third@example.com"].subject == "Choose another username for 360° spins"
+
     weak = client.post("/accounts/signup/", {"username": "x", "email": "x@example.com",
                                              "password1": "123", "password2": "123"})
     assert weak.status_code == 400 and "too short" in weak.content.decode()
-    assert mail.outbox == []
+    assert len(mail.outbox) == 3
+
+
+def test_someone_signing_up_with_my_address_cannot_take_it(client, django_user_model):
+    """A squatter signs up with the owner's address and a password of their own: the
+    owner can still sign up, their confirmation takes the address, and clicking the
+    squatter's link with their own password switches nothing on."""
+    sign_up(Client(), username="squatter", email="owner@example.com", password="Squat-Pw-99")
+    squatter_link = link_in(mail.outbox[0], "/accounts/verify/")
+
+    response = sign_up(client, username="owner", email="owner@example.com")
+    assert response.status_code == 302 and response.url == "/accounts/signup/done/"
+    assert len(mail.outbox) == 2 and mail.outbox[1].to == ["owner@example.com"]
+    owner_link = link_in(mail.outbox[1], "/accounts/verify/")
+
+    wrong = confirm(client, squatter_link)  # the owner's password on the squatter's link
+    assert wrong.status_code == 400 and "not the password" in wrong.content.decode()
+    assert not User.objects.get(username="squatter").is_active
+
+    assert confirm(client, owner_link).status_code == 302
+    assert User.objects.get(username="owner").is_active
+    assert not User.objects.filter(username="squatter").exists()  # the address is taken
+    assert client.get(squatter_link).status_code == 400
+    assert not signs_in("squatter", "Squat-Pw-99")
+    assert signs_in("owner", PASSWORD)
+
+
+def test_resending_the_link_does_not_switch_on_the_squatters_password(client):
+    sign_up(Client(), username="squatter", email="owner@example.com", password="Squat-Pw-99")
+    client.post("/accounts/signup/resend/", {"email": "owner@example.com"})
+    assert len(mail.outbox) == 2
+    link = link_in(mail.outbox[1], "/accounts/verify/")
+    assert client.get(link).status_code == 200  # a page asking for the password
+    assert confirm(client, link).status_code == 400  # the owner does not know it
+    assert not User.objects.get(username="squatter").is_active
+    assert not signs_in("squatter", "Squat-Pw-99")
+
+
+def test_a_password_reset_reaches_an_unconfirmed_account_and_confirms_it(client):
+    sign_up(Client(), username="squatter", email="owner@example.com", password="Squat-Pw-99")
+    response = client.post("/accounts/password_reset/", {"email": "owner@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 2 and mail.outbox[1].to == ["owner@example.com"]
+    link = link_in(mail.outbox[1], "/accounts/reset/")
+    form = client.get(link, follow=True)
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": PASSWORD,
+                                                    "new_password2": PASSWORD})
+    assert done.status_code == 302 and done.url == "/accounts/reset/done/"
+    user = User.objects.get(username="squatter")
+    assert user.is_active and not hasattr(user, "pending_signup")
+    assert signs_in("squatter", PASSWORD)  # the mailbox's password, not the squatter's
+    assert not signs_in("squatter", "Squat-Pw-99")
+
+
+def test_a_password_reset_or_change_revokes_the_api_tokens(client, django_user_model):
+    from accounts.tokens import create_token
+
+    user = django_user_model.objects.create_user("shop", email="shop@example.com",
+                                                 password="old-Password-1")
+    _, token = create_token(user, "backend")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/api/products").status_code == 200
+    client.post("/accounts/password_reset/", {"email": "shop@example.com"})
+    form = client.get(link_in(mail.outbox[0], "/accounts/reset/"), follow=True)
+    client.post(form.redirect_chain[-1][0], {"new_password1": PASSWORD,
+                                             "new_password2": PASSWORD})
+    assert api.get("/api/products").status_code == 401
+
+    _, token = create_token(user, "backend 2")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    user.refresh_from_db()
+    client.force_login(user)
+    changed = client.post("/accounts/password_change/", {
+        "old_password": PASSWORD, "new_password1": "new-Password-2",
+        "new_password2": "new-Password-2"})
+    assert changed.status_code == 302 and changed.url == "/accounts/password_change/done/"
+    assert api.get("/api/products").status_code == 401
+
+
+@pytest.mark.parametrize("url,field", [("/accounts/signup/", None),
+                                       ("/accounts/password_reset/", "email"),
+                                       ("/accounts/signup/resend/", "email")])
+def test_account_emails_are_limited_per_recipient_and_per_address(settings, url, field):
+    settings.ACCOUNT_EMAILS_PER_RECIPIENT = "2/h"
+    settings.ACCOUNT_EMAILS_PER_ADDRESS = "3/h"
+
+    def post(email: str, address: str, n: int):
+        data = ({"username": f"u{n}", "email": email, "password1": PASSWORD,
+                 "password2": PASSWORD} if field is None else {field: email})
+        return Client(REMOTE_ADDR=address).post(url, data)
+
+    # One inbox, from many addresses: the third is refused.
+    answers = [post("victim@example.com", f"203.0.113.{n}", n) for n in range(3)]
+    assert [r.status_code for r in answers] == [302, 302, 429]
+    assert int(answers[2]["Retry-After"]) > 0
+    assert "Too many requests" in answers[2].content.decode()
+    # Many inboxes, from one address: the fourth is refused.
+    answers = [post(f"x{n}@example.com", "198.51.100.9", n + 10) for n in range(4)]
+    assert [r.status_code for r in answers] == [302, 302, 302, 429]
 
 
 def test_a_forged_or_foreign_link_does_nothing(client):
@@ -80,6 +199,7 @@ def test_a_forged_or_foreign_link_does_nothing(client):
 
     token = link.rstrip("/").rsplit("/", 1)[1]
     assert client.get(f"/accounts/verify/{uid_encode(other)}/{token}/").status_code == 400
+    assert confirm(client, f"/accounts/verify/{uid_encode(other)}/{token}/").status_code == 400
     assert client.get("/accounts/verify/zzz/nope/").status_code == 400
     other.refresh_from_db()
     assert not other.is_active
@@ -94,7 +214,7 @@ def test_the_link_can_be_sent_again_without_telling_who_signed_up(client):
     assert client.post("/accounts/signup/resend/",
                        {"email": "nobody@example.com"}).url == response.url
     assert len(mail.outbox) == 2
-    assert client.get(link_in(mail.outbox[1], "/accounts/verify/")).status_code == 302
+    assert confirm(client, link_in(mail.outbox[1], "/accounts/verify/")).status_code == 302
     assert client.get(first).status_code == 400  # used up with the account's activation
 
 
@@ -102,10 +222,11 @@ def test_an_account_an_admin_deactivated_stays_off(client, django_user_model):
     """Neither the old confirmation link nor a resent one brings it back."""
     sign_up(client)
     link = link_in(mail.outbox[0], "/accounts/verify/")
-    assert client.get(link).status_code == 302
+    assert confirm(client, link).status_code == 302
     client.logout()
     User.objects.filter(username="newshop").update(is_active=False)  # the admin's switch
     assert client.get(link).status_code == 400
+    assert confirm(client, link).status_code == 400
     assert client.post("/accounts/signup/resend/", {"email": "new@example.com"}).status_code == 302
     admin_made = django_user_model.objects.create_user("made", email="m@example.com",
                                                        is_active=False)
