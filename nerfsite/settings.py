@@ -355,6 +355,9 @@ API_AUTH_FAILURES_PER_ADDRESS = os.environ.get("API_AUTH_FAILURES_PER_ADDRESS", 
 # calling address, and per email address asked for.
 ACCOUNT_EMAILS_PER_ADDRESS = os.environ.get("ACCOUNT_EMAILS_PER_ADDRESS", "20/h")
 ACCOUNT_EMAILS_PER_RECIPIENT = os.environ.get("ACCOUNT_EMAILS_PER_RECIPIENT", "5/h")
+# Seconds one upload request may spend checking and storing photos (products.services);
+# below gunicorn's 120 s request limit, which threaded workers do not enforce themselves.
+UPLOAD_TIME_LIMIT_SECONDS = env_int("UPLOAD_TIME_LIMIT_SECONDS", 90)
 # Files (photos or .zips) one user may upload per hour, on the pages and the API together.
 UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 1000)  # 0 turns the limit off
 

@@ -5,16 +5,20 @@ are still added, because a shop owner dropping 80 photos should not redo 79 good
 A .zip is expanded and each photo in it judged the same way; only problems with the
 archive itself (unreadable, too large, paths outside it) refuse the whole archive.
 
-What is accepted is stored in one transaction. Files are written before their rows, and if
+What is accepted is stored in one short transaction at the end; the checks and the files
+come before it, outside any transaction. Files are written before their rows, and if
 anything unexpected fails (a full disk, a database error) every file written by this call
-is removed again and the rows roll back: no partial batch and no orphan files. Deleting a
-row removes its files only once the deletion has committed.
+is removed again and the rows roll back: no partial batch. A process killed in between
+leaves files without rows; a schedule deletes those (`orphan_uploads_delete`).
+Deleting a row removes its files only once the deletion has committed.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -78,10 +82,12 @@ def make_thumbnail(image: Image.Image) -> bytes:
 # --- Adding photos -------------------------------------------------------------------
 
 
-def candidates(uploads: Iterable[UploadedFile]) -> Iterator[tuple[str, bytes] | Rejected]:
-    """(name, bytes) for each photo in the uploads, zips expanded; Rejected for the rest.
+def candidates(uploads: Iterable[UploadedFile],
+               deadline: float = math.inf) -> Iterator[tuple[str, bytes] | Rejected]:
+    """(name, bytes) for each photo in the uploads, zips expanded; Rejected for the rest,
+    and for what is not reached before `deadline` (time.monotonic()).
 
-    Sizes are checked before anything is read into memory.
+    Sizes and the time left are checked before anything is read into memory.
     """
     for upload in uploads:
         name = PurePosixPath((upload.name or "unnamed").replace("\\", "/")).name[:200]
@@ -90,11 +96,12 @@ def candidates(uploads: Iterable[UploadedFile]) -> Iterator[tuple[str, bytes] | 
         upload.seek(0)
         if validation.is_zip(name, head):
             try:
-                yield from validation.iter_archive(name, upload, upload.size or 0)
+                yield from validation.iter_archive(name, upload, upload.size or 0, deadline)
             except Rejected as rejected:
                 yield rejected
             continue
         try:
+            validation.check_time_left(name, deadline)
             validation.check_size(name, upload.size or 0)
         except Rejected as rejected:
             yield rejected
@@ -103,47 +110,85 @@ def candidates(uploads: Iterable[UploadedFile]) -> Iterator[tuple[str, bytes] | 
 
 
 def add_photos(product: Product, uploads: Iterable[UploadedFile]) -> list[FileResult]:
-    """Validate and store uploads on `product`; one FileResult per file, in order."""
+    """Validate and store uploads on `product`; one FileResult per file, in order.
+
+    The slow part (reading zips, decoding, thumbnails, writing files) runs outside any
+    transaction: on SQLite a transaction holds the one write lock of the whole database,
+    and an upload of large photos would stall every other user's writes (sign-ins,
+    API calls, the worker) until it ends. Rows are written at the end, in one short
+    transaction that checks the photo limit and duplicates again under the product's
+    lock, since another upload may have added photos meanwhile.
+
+    A duplicate is recognised by the hash of its bytes before it is decoded. Work stops
+    at UPLOAD_TIME_LIMIT_SECONDS (inside the web server's request limit): the files not
+    reached by then are refused with rule `time_limit`, and sending them again costs
+    nothing for the ones already added (duplicates).
+    """
     storage = photo_storage()
+    deadline = time.monotonic() + settings.UPLOAD_TIME_LIMIT_SECONDS
     written: list[str] = []
     results: list[FileResult] = []
+    pending: list[int] = []  # results validated and written, their rows not yet saved
+    known = dict(product.photos.values_list("sha256", "original_name"))
     try:
-        with transaction.atomic():
-            # Lock the product so two uploads at once cannot pass the photo limit together.
-            product = Product.objects.select_for_update().get(pk=product.pk)
-            known = dict(product.photos.values_list("sha256", "original_name"))
-            position = (product.photos.aggregate(m=Max("position"))["m"] or 0) + 1
-            for item in candidates(uploads):
-                if isinstance(item, Rejected):
-                    results.append(refused(item))
-                    continue
-                name, data = item
-                try:
-                    validation.check_room(name, len(known))
-                    checked = validation.check_image(name, data)
-                except Rejected as rejected:
-                    results.append(refused(rejected))
-                    continue
-                del data
-                try:
-                    validation.check_not_duplicate(name, checked.sha256, known)
-                    photo = store(product, checked, position, storage, written)
-                except Rejected as rejected:
-                    results.append(refused(rejected))
-                    continue
-                finally:
-                    checked.image.close()
-                known[checked.sha256] = name
-                position += 1
-                results.append(FileResult(name=name, accepted=True, message=f"{name}: added.",
-                                          photo=photo))
-            if results and any(r.accepted for r in results):
-                product.save(update_fields=["updated_at"])
+        for item in candidates(uploads, deadline):
+            if isinstance(item, Rejected):
+                results.append(refused(item))
+                continue
+            name, data = item
+            try:
+                validation.check_not_duplicate(name, validation.digest(data), known)
+                validation.check_room(name, len(known))
+                validation.check_time_left(name, deadline)
+                checked = validation.check_image(name, data)
+            except Rejected as rejected:
+                results.append(refused(rejected))
+                continue
+            del data
+            try:
+                photo = store_files(product, checked, storage, written)
+            finally:
+                checked.image.close()
+            known[checked.sha256] = name
+            pending.append(len(results))
+            results.append(FileResult(name=name, accepted=True, message=f"{name}: added.",
+                                      photo=photo))
+        if pending:
+            save_rows(product, pending, results)
     except BaseException:
-        for stored in written:
-            storage.delete(stored)
+        remove_files(written)
         raise
     return results
+
+
+def save_rows(product: Product, pending: list[int], results: list[FileResult]) -> None:
+    """The rows of the photos whose files are written (`results[i]` for i in `pending`),
+    in one short transaction. A photo that another upload added meanwhile, or that no
+    longer fits under the limit, is refused now (its result replaced) and its files
+    removed after commit."""
+    late: list[str] = []
+    with transaction.atomic():
+        # Lock the product so two uploads at once cannot pass the photo limit together.
+        locked = Product.objects.select_for_update().get(pk=product.pk)
+        known = dict(locked.photos.values_list("sha256", "original_name"))
+        position = (locked.photos.aggregate(m=Max("position"))["m"] or 0) + 1
+        for index in pending:
+            result = results[index]
+            photo = result.photo
+            try:
+                validation.check_not_duplicate(result.name, photo.sha256, known)
+                validation.check_room(result.name, len(known))
+            except Rejected as rejected:
+                late += [photo.image.name, thumbnail_name(photo.image.name)]
+                results[index] = refused(rejected)
+                continue
+            photo.position = position
+            photo.save()
+            known[photo.sha256] = result.name
+            position += 1
+        if len(late) < 2 * len(pending):
+            locked.save(update_fields=["updated_at"])
+        transaction.on_commit(lambda: remove_files(late))
 
 
 def refused(rejected: Rejected) -> FileResult:
@@ -151,18 +196,18 @@ def refused(rejected: Rejected) -> FileResult:
                       rule=rejected.rule)
 
 
-def store(product: Product, checked: CheckedImage, position: int, storage,
-          written: list[str]) -> Photo:
+def store_files(product: Product, checked: CheckedImage, storage,
+                written: list[str]) -> Photo:
+    """Write the photo and its thumbnail; the unsaved row that will point at them."""
     photo = Photo(product=product, original_name=checked.name[:255],
                   width=checked.width, height=checked.height,
-                  byte_size=len(checked.data), sha256=checked.sha256, position=position)
+                  byte_size=len(checked.data), sha256=checked.sha256)
     # upload_to generates the stored name; the extension follows the real format.
     photo.image.save(f"photo{checked.extension}", ContentFile(checked.data), save=False)
     written.append(photo.image.name)
     photo.width, photo.height = checked.width, checked.height  # the save above clears them
     written.append(storage.save(thumbnail_name(photo.image.name),
                                 ContentFile(make_thumbnail(checked.image))))
-    photo.save()
     return photo
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import stat
+import time
 import warnings
 import zipfile
 import zlib
@@ -76,6 +78,7 @@ class Rule:
     CORRUPT = "corrupt"
     DUPLICATE = "duplicate"
     PHOTO_LIMIT = "photo_limit"
+    TIME_LIMIT = "time_limit"
     NESTED_ARCHIVE = "nested_archive"
     ZIP_INVALID = "zip_invalid"
     ZIP_SIZE = "zip_size"
@@ -174,8 +177,13 @@ def check_image(name: str, data: bytes) -> CheckedImage:
     if upright is not image:
         image.close()
     return CheckedImage(name=name, data=stored, image=upright, format=fmt,
-                        width=upright.width, height=upright.height,
-                        sha256=hashlib.sha256(data).hexdigest())
+                        width=upright.width, height=upright.height, sha256=digest(data))
+
+
+def digest(data: bytes) -> str:
+    """The sha256 that identifies a photo: of the bytes uploaded, so the same file sent
+    twice is caught before it is decoded again."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def open_header(name: str, data: bytes) -> Image.Image:
@@ -263,6 +271,15 @@ def check_not_duplicate(name: str, sha256: str, known: dict[str, str]) -> None:
                        "product; it was skipped.")
 
 
+def check_time_left(name: str, deadline: float) -> None:
+    """`deadline` is a time.monotonic() value: the upload's time is up after it."""
+    if time.monotonic() > deadline:
+        raise Rejected(name, Rule.TIME_LIMIT,
+                       f"was not checked: this upload reached its time limit of "
+                       f"{settings.UPLOAD_TIME_LIMIT_SECONDS} s. Upload it again; photos "
+                       "already added are skipped at once.")
+
+
 def check_room(name: str, photo_count: int) -> None:
     limit = settings.PHOTOS_PER_PRODUCT_MAX
     if photo_count >= limit:
@@ -337,9 +354,11 @@ def open_archive(name: str, fileobj, size: int) -> tuple[zipfile.ZipFile, list[z
     return archive, entries
 
 
-def iter_archive(name: str, fileobj, size: int) -> Iterator[tuple[str, bytes] | Rejected]:
+def iter_archive(name: str, fileobj, size: int,
+                 deadline: float = math.inf) -> Iterator[tuple[str, bytes] | Rejected]:
     """Yield (display name, bytes) for each file in a zip, or a Rejected for an entry that
-    cannot be a photo. Raise Rejected when the archive as a whole is refused."""
+    cannot be a photo or was not reached before `deadline` (time.monotonic()). Raise
+    Rejected when the archive as a whole is refused."""
     archive, entries = open_archive(name, fileobj, size)
     with archive:
         for info in entries:
@@ -348,6 +367,7 @@ def iter_archive(name: str, fileobj, size: int) -> Iterator[tuple[str, bytes] | 
                 yield nested_archive(entry_name)
                 continue
             try:
+                check_time_left(entry_name, deadline)  # before unpacking it
                 # The directory's sizes can lie: read one byte past the limit to notice.
                 check_size(entry_name, info.file_size)
                 with archive.open(info) as member:

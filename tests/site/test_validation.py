@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from products import services
+from products import services, validation
 from products.models import Photo, Product
 
 pytestmark = pytest.mark.django_db
@@ -198,6 +198,49 @@ def test_duplicates_within_one_upload_and_against_the_product(product, uploads_d
     later = assert_refused(product, uploads_dir, "copy.jpg", jpeg(1), "duplicate", "one.jpg")
     assert later
     assert product.photos.count() == 1
+
+
+def count_decodes(monkeypatch, delay: float = 0.0) -> list[str]:
+    """The names check_image (the decoding) is called with, each call `delay` s slower."""
+    calls: list[str] = []
+    real = validation.check_image
+
+    def counted(name, data):
+        calls.append(name)
+        time.sleep(delay)
+        return real(name, data)
+
+    monkeypatch.setattr(validation, "check_image", counted)
+    return calls
+
+
+def test_duplicates_are_recognised_before_decoding(product, uploads_dir, monkeypatch):
+    # 250 copies in a zip once took longer than 80 distinct photos: each was decoded first.
+    services.add_photos(product, [upload("one.jpg", jpeg(1))])
+    decoded = count_decodes(monkeypatch)
+    results = services.add_photos(product, [
+        upload("again.jpg", jpeg(1)),
+        upload("copies.zip", make_zip({f"copy{i}.jpg": jpeg(1) for i in range(20)})),
+        upload("two.jpg", jpeg(2))])
+    assert [r.rule for r in results] == ["duplicate"] * 21 + [None]
+    assert decoded == ["two.jpg"]
+    assert product.photos.count() == 2
+
+
+def test_an_upload_stops_at_its_time_limit_and_keeps_what_it_checked(product, uploads_dir,
+                                                                   monkeypatch, settings):
+    settings.UPLOAD_TIME_LIMIT_SECONDS = 1
+    decoded = count_decodes(monkeypatch, delay=0.4)
+    started = time.monotonic()
+    results = services.add_photos(product, [
+        upload(f"{i}.jpg", jpeg(i)) for i in range(4)] + [
+        upload("more.zip", make_zip({f"z{i}.jpg": jpeg(10 + i) for i in range(10)}))])
+    assert time.monotonic() - started < 2.5
+    assert len(decoded) == 3  # at 0, 0.4 and 0.8 s; then the time is up
+    assert [r.accepted for r in results] == [True] * 3 + [False] * 11
+    assert {r.rule for r in results[3:]} == {"time_limit"}
+    assert "time limit of 1 s. Upload it again" in results[3].message
+    assert product.photos.count() == 3
 
 
 def test_photo_limit_per_product(product, uploads_dir, settings):
