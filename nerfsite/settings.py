@@ -358,6 +358,9 @@ ACCOUNT_EMAILS_PER_RECIPIENT = os.environ.get("ACCOUNT_EMAILS_PER_RECIPIENT", "5
 # Seconds one upload request may spend checking and storing photos (products.services);
 # below gunicorn's 120 s request limit, which threaded workers do not enforce themselves.
 UPLOAD_TIME_LIMIT_SECONDS = env_int("UPLOAD_TIME_LIMIT_SECONDS", 90)
+# Photo files no row points at (an upload killed before saving its rows) are deleted once
+# they are this old (products.services.orphan_uploads_delete, an hourly schedule).
+UPLOAD_ORPHAN_HOURS = env_int("UPLOAD_ORPHAN_HOURS", 24)
 # Files (photos or .zips) one user may upload per hour, on the pages and the API together.
 UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 1000)  # 0 turns the limit off
 

@@ -14,6 +14,10 @@ SCHEDULES: dict[str, dict[str, Any]] = {
     "pipeline: clean up job workspaces": {
         "func": "pipeline.cleanup.cleanup_workspaces", "minutes": 60,
     },
+    # products has no schedules of its own (it is a leaf app); its cleanup runs here.
+    "products: delete upload files without a photo": {
+        "func": "products.services.orphan_uploads_delete", "minutes": 60,
+    },
 }
 
 

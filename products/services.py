@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 from PIL import Image
 
 from . import validation
@@ -38,6 +40,7 @@ from .validation import CheckedImage, Rejected
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (360, 360)
+UPLOAD_ROOT = "products"  # Photo's upload_to: products/{product id}/{random}.{ext}
 
 
 class ProductError(Exception):
@@ -234,6 +237,47 @@ def delete_product(product: Product) -> None:
             names += [image, thumbnail_name(image)]
         product.delete()
         transaction.on_commit(lambda: remove_files(names))
+
+
+# --- Files without rows ------------------------------------------------------------------
+
+
+def orphan_uploads_delete(older_than_hours: float | None = None) -> list[str]:
+    """Delete photo files (and thumbnails) that no Photo row points at and that have not
+    changed for UPLOAD_ORPHAN_HOURS: what an upload killed between writing its files and
+    saving their rows (a restart, an out-of-memory kill) left behind, and what a deletion
+    whose on-commit removal failed left. The wait keeps it off the files of an upload
+    still running (it writes its rows within UPLOAD_TIME_LIMIT_SECONDS). Run by a
+    django-q2 schedule (pipeline/schedules.py); returns the names deleted."""
+    hours = settings.UPLOAD_ORPHAN_HOURS if older_than_hours is None else older_than_hours
+    cutoff = timezone.now() - timedelta(hours=hours)
+    storage = photo_storage()
+    deleted: list[str] = []
+    try:
+        folders, _ = storage.listdir(UPLOAD_ROOT)
+    except FileNotFoundError:  # nothing uploaded yet
+        return deleted
+    for folder in folders:
+        prefix = f"{UPLOAD_ROOT}/{folder}"
+        _, files = storage.listdir(prefix)
+        if not files:
+            continue
+        kept: set[str] = set()
+        for image in Photo.objects.filter(image__startswith=f"{prefix}/").values_list(
+                "image", flat=True):
+            kept |= {image, thumbnail_name(image)}
+        for name in sorted({f"{prefix}/{name}" for name in files} - kept):
+            try:
+                if storage.get_modified_time(name) >= cutoff:
+                    continue  # perhaps an upload still running
+                storage.delete(name)
+            except (OSError, NotImplementedError) as exc:
+                log.warning("could not delete orphan upload %s: %s", name, exc)
+                continue
+            deleted.append(name)
+    if deleted:
+        log.info("deleted %d upload files without a photo row", len(deleted))
+    return deleted
 
 
 def remove_files(names: list[str]) -> None:
