@@ -41,10 +41,10 @@ class JobAdmin(admin.ModelAdmin):
     fields = [
         "id", "product", "source_job", "status", "stage", "stage_progress", "progress",
         "message", "error", "eta_seconds", "backend", "gpu_type", "preset", "iterations",
-        "frame_count", "frame_size", "frame_rows", "stage_timings", "estimated_cost",
-        "actual_cost", "gpu_seconds", "attempts", "task_id", "heartbeat_at", "created_at",
-        "updated_at", "started_at", "finished_at", "metrics", "comparison", "stage_log",
-        "backend_state",
+        "frame_count", "frame_size", "frame_rows", "frame_fill", "stage_timings",
+        "estimated_cost", "actual_cost", "gpu_seconds", "attempts", "task_id", "heartbeat_at",
+        "created_at", "updated_at", "started_at", "finished_at", "metrics", "comparison",
+        "stage_log", "backend_state",
     ]
     readonly_fields = fields
 

@@ -44,6 +44,10 @@ class FrameOptionsIn(Schema):
                                    description="Frame width and height in pixels.")
     frame_rows: int = Field(1, ge=1, le=services.MAX_FRAME_ROWS,
                             description="Orbits at different heights.")
+    frame_fill: int = Field(services.DEFAULT_FILL_PERCENT, ge=services.MIN_FILL_PERCENT,
+                            le=services.MAX_FILL_PERCENT,
+                            description="Percent of the frame's side the product spans at "
+                                        "its widest over the orbit.")
     gpu_type: Literal[tuple(costs.GPU_PRICES_PER_HOUR)] | None = Field(
         None, description="Modal GPU (only with the Modal backend).")
 
@@ -51,7 +55,8 @@ class FrameOptionsIn(Schema):
                    ) -> services.JobOptions:
         return services.JobOptions(preset=preset, iterations=iterations,
                                    frame_count=self.frame_count, frame_size=self.frame_size,
-                                   frame_rows=self.frame_rows, gpu_type=self.gpu_type)
+                                   frame_rows=self.frame_rows, frame_fill=self.frame_fill,
+                                   gpu_type=self.gpu_type)
 
 
 class JobOptionsIn(FrameOptionsIn):
@@ -81,6 +86,8 @@ class StageIn(Schema):
     frame_size: int | None = Field(None, ge=services.MIN_FRAME_SIZE,
                                    le=services.MAX_FRAME_SIZE, description="render only.")
     frame_rows: int = Field(1, ge=1, le=services.MAX_FRAME_ROWS, description="render only.")
+    frame_fill: int = Field(services.DEFAULT_FILL_PERCENT, ge=services.MIN_FILL_PERCENT,
+                            le=services.MAX_FILL_PERCENT, description="render only.")
 
 
 class EstimateOut(Schema):
@@ -152,6 +159,9 @@ class JobOut(Schema):
     frame_count: int
     frame_size: int
     frame_rows: int
+    frame_fill: int | None = Field(description="Percent of the frame's side the product "
+                                               "spans at its widest (null: an earlier job, "
+                                               "framed to the product's box).")
     gpu_type: str
     estimated_cost: Decimal | None
     actual_cost: Decimal | None
@@ -438,7 +448,7 @@ def stage_endpoint(stage: str):
         options = services.JobOptions(
             preset=job.preset, iterations=payload.iterations,
             frame_count=payload.frame_count, frame_size=payload.frame_size,
-            frame_rows=payload.frame_rows)
+            frame_rows=payload.frame_rows, frame_fill=payload.frame_fill)
         return Status(202, services.job_stage_queue(job=job, stage=stage, options=options))
 
     run.__name__ = f"run_{stage}"

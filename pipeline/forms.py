@@ -7,7 +7,13 @@ from django import forms
 from django.conf import settings
 
 from pipeline import services, video_services
-from pipeline.engine.catalogue import GPUS, PRESET_NAMES
+from pipeline.engine.catalogue import (
+    DEFAULT_FILL_PERCENT,
+    GPUS,
+    MAX_FILL_PERCENT,
+    MIN_FILL_PERCENT,
+    PRESET_NAMES,
+)
 from pipeline.models import Video
 
 PRESET_HELP = {
@@ -28,6 +34,11 @@ class FrameOptionsForm(forms.Form):
     frame_rows = forms.IntegerField(
         min_value=1, max_value=services.MAX_FRAME_ROWS, initial=1, label="Rows",
         help_text="Orbits at different heights, for tilting in the viewer.")
+    frame_fill = forms.IntegerField(
+        min_value=MIN_FILL_PERCENT, max_value=MAX_FILL_PERCENT, initial=DEFAULT_FILL_PERCENT,
+        required=False, label="Product size (% of frame)",
+        help_text="How much of the frame the product fills at its widest, "
+                  f"{MIN_FILL_PERCENT}–{MAX_FILL_PERCENT} %.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -42,12 +53,16 @@ class FrameOptionsForm(forms.Form):
     def clean_frame_rows(self) -> int:
         return self.cleaned_data.get("frame_rows") or 1
 
+    def clean_frame_fill(self) -> int:
+        return self.cleaned_data.get("frame_fill") or DEFAULT_FILL_PERCENT
+
     def to_options(self, preset: str = "standard",
                    iterations: int | None = None) -> services.JobOptions:
         data = self.cleaned_data
         return services.JobOptions(
             preset=preset, iterations=iterations, frame_count=data.get("frame_count"),
             frame_size=data.get("frame_size"), frame_rows=data.get("frame_rows") or 1,
+            frame_fill=data.get("frame_fill") or DEFAULT_FILL_PERCENT,
             gpu_type=data.get("gpu_type") or None)
 
 
@@ -59,7 +74,7 @@ class GenerateForm(FrameOptionsForm):
         help_text="Empty: the preset's default.")
 
     field_order = ["preset", "iterations", "frame_count", "frame_size", "frame_rows",
-                   "gpu_type"]
+                   "frame_fill", "gpu_type"]
 
     def to_options(self, preset: str | None = None,
                    iterations: int | None = None) -> services.JobOptions:

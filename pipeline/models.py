@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from nerfsite.files import frame_storage
+from pipeline.engine.presets import DEFAULT_FILL_PERCENT
 from products.models import Product
 
 
@@ -51,6 +52,11 @@ class Job(models.Model):
     frame_count = models.PositiveIntegerField(default=1440)
     frame_size = models.PositiveIntegerField(default=1024)
     frame_rows = models.PositiveSmallIntegerField(default=1)
+    frame_fill = models.PositiveSmallIntegerField(
+        "product's share of the frame (%)", null=True, blank=True,
+        default=DEFAULT_FILL_PERCENT,
+        help_text="The product's widest silhouette over the orbit spans this share of the "
+                  "frame's side. Empty: an earlier job, framed to the product's box.")
     gpu_type = models.CharField(max_length=16, blank=True)
 
     colmap_started_at = models.DateTimeField(null=True, blank=True)

@@ -17,7 +17,13 @@ from django.db import IntegrityError, transaction
 
 from pipeline import costs
 from pipeline.backends import BackendError, get_backend
-from pipeline.engine.presets import PRESET_NAMES, get_preset
+from pipeline.engine.presets import (
+    DEFAULT_FILL_PERCENT,
+    MAX_FILL_PERCENT,
+    MIN_FILL_PERCENT,
+    PRESET_NAMES,
+    get_preset,
+)
 from pipeline.errors import JobError
 from pipeline.models import Job
 from pipeline.selectors import first_unfinished_stage, min_photos, model_is_kept
@@ -43,6 +49,8 @@ class JobOptions:
     frame_count: int | None = None
     frame_size: int | None = None
     frame_rows: int = 1
+    frame_fill: int = DEFAULT_FILL_PERCENT
+    """Percent of the frame's side the product's widest silhouette spans."""
     gpu_type: str | None = None
 
     def __post_init__(self) -> None:
@@ -57,6 +65,8 @@ class JobOptions:
         _check_range("The frame size", self.frame_size, MIN_FRAME_SIZE, MAX_FRAME_SIZE,
                      unit=" pixels")
         _check_range("The number of rows", self.frame_rows, 1, MAX_FRAME_ROWS)
+        _check_range("The product's share of the frame", self.frame_fill, MIN_FILL_PERCENT,
+                     MAX_FILL_PERCENT, unit=" percent")
         if self.gpu_type is not None and self.gpu_type not in costs.GPU_PRICES_PER_HOUR:
             raise JobError(f"Unknown GPU type {self.gpu_type!r}: choose one of "
                            f"{', '.join(costs.GPU_PRICES_PER_HOUR)}.")
@@ -72,6 +82,7 @@ class JobOptions:
             frame_count=self.frame_count or preset.frames,
             frame_size=self.frame_size or preset.frame_size,
             frame_rows=self.frame_rows,
+            frame_fill=self.frame_fill,
             gpu_type=gpu_type,
         )
 
@@ -140,6 +151,7 @@ def start_job(product: Product, options: JobOptions, *, backend: str | None = No
                 product=product, backend=backend, preset=opts.preset,
                 iterations=opts.iterations, frame_count=opts.frame_count,
                 frame_size=opts.frame_size, frame_rows=opts.frame_rows,
+                frame_fill=opts.frame_fill,
                 gpu_type=opts.gpu_type or "", estimated_cost=estimate.cost_usd,
                 attempts=1, message="Waiting for the worker.",
                 eta_seconds=round(estimate.total_seconds),
@@ -229,7 +241,7 @@ def rerender_job(job: Job, options: JobOptions) -> Job:
     backend = job.backend
     opts = JobOptions(preset=source.preset, iterations=source.iterations,
                       frame_count=options.frame_count, frame_size=options.frame_size,
-                      frame_rows=options.frame_rows,
+                      frame_rows=options.frame_rows, frame_fill=options.frame_fill,
                       gpu_type=options.gpu_type or source.gpu_type or None).resolved(backend)
     estimate = costs.estimate(
         backend=backend, preset=opts.preset, photo_count=0, frame_count=opts.frame_count,
@@ -245,8 +257,8 @@ def rerender_job(job: Job, options: JobOptions) -> Job:
                 product=source.product, source_job=source, backend=backend,
                 preset=source.preset, iterations=source.iterations,
                 frame_count=opts.frame_count, frame_size=opts.frame_size,
-                frame_rows=opts.frame_rows, gpu_type=opts.gpu_type or "",
-                estimated_cost=estimate.cost_usd, attempts=1,
+                frame_rows=opts.frame_rows, frame_fill=opts.frame_fill,
+                gpu_type=opts.gpu_type or "", estimated_cost=estimate.cost_usd, attempts=1,
                 message="Waiting for the worker.", eta_seconds=round(estimate.total_seconds),
             )
             transaction.on_commit(lambda: job_enqueue(job=new))
@@ -288,10 +300,10 @@ def job_stage_queue(*, job: Job, stage: str, options: JobOptions | None = None) 
         changes["iterations"] = options.iterations
     if options is not None and stage == "render":
         resolved = JobOptions(preset=job.preset, frame_count=options.frame_count,
-                              frame_size=options.frame_size, frame_rows=options.frame_rows
-                              ).resolved(job.backend)
+                              frame_size=options.frame_size, frame_rows=options.frame_rows,
+                              frame_fill=options.frame_fill).resolved(job.backend)
         changes.update(frame_count=resolved.frame_count, frame_size=resolved.frame_size,
-                       frame_rows=resolved.frame_rows)
+                       frame_rows=resolved.frame_rows, frame_fill=resolved.frame_fill)
     planned = list(job.planned_stages)
     for later in planned[planned.index(stage):]:
         changes[f"{later}_started_at"] = None

@@ -257,8 +257,10 @@ class JobRunner:
             args = ["--preset", job.preset]
             return args + ["--iterations", str(job.iterations)] if job.iterations else args
         if stage == "render":
-            return ["--frames", str(job.frame_count), "--rows", str(job.frame_rows),
+            args = ["--frames", str(job.frame_count), "--rows", str(job.frame_rows),
                     "--size", str(job.frame_size)]
+            # An earlier job (no fill) rendered again by a retry is framed as today's are.
+            return args + ["--fill", str(job.frame_fill)] if job.frame_fill else args
         return []
 
     def _pack_photos(self) -> None:

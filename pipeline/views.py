@@ -22,6 +22,7 @@ from nerfsite.ranges import with_byte_ranges
 from products.selectors import product_get_visible, product_usable_photos
 
 from . import charts, comparison, job_display, selectors, services
+from .engine.presets import DEFAULT_FILL_PERCENT
 from .forms import FrameOptionsForm, GenerateForm
 from .models import Job
 from .storage import SHORT_CACHE, frame_cache_control
@@ -47,7 +48,8 @@ class JobDetailView(LoginRequiredMixin, DetailView):
             **progress_context(job),
             rerender_form=FrameOptionsForm(initial={
                 "frame_count": job.frame_count, "frame_size": job.frame_size,
-                "frame_rows": job.frame_rows}) if can_rerender else None,
+                "frame_rows": job.frame_rows,
+                "frame_fill": job.frame_fill or DEFAULT_FILL_PERCENT}) if can_rerender else None,
             manifest=manifest,
             spin_url=spin_url if manifest else None,
             embed_snippet=embed_snippet(self.request, spin_url) if manifest else None,

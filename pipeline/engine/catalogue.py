@@ -11,11 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .presets import DEFAULT_PRESET, PRESET_NAMES, PRESETS, Preset, get_preset
+from .presets import (
+    DEFAULT_FILL_PERCENT,
+    DEFAULT_PRESET,
+    MAX_FILL_PERCENT,
+    MIN_FILL_PERCENT,
+    PRESET_NAMES,
+    PRESETS,
+    Preset,
+    get_preset,
+)
 
-__all__ = ["DEFAULT_GPU", "DEFAULT_PRESET", "ENGINE_STAGES", "GPU_FALLBACK", "GPUS",
-           "JOB_STAGES", "PRESETS", "PRESET_NAMES", "STAGE_FUNCTIONS", "STAGE_WEIGHTS",
-           "VOLUME_NAME", "Gpu", "Preset", "get_preset"]
+__all__ = ["DEFAULT_FILL_PERCENT", "DEFAULT_GPU", "DEFAULT_PRESET", "ENGINE_STAGES",
+           "GPU_FALLBACK", "GPUS", "JOB_STAGES", "MAX_FILL_PERCENT", "MIN_FILL_PERCENT",
+           "PRESETS", "PRESET_NAMES", "STAGE_FUNCTIONS", "STAGE_WEIGHTS", "VOLUME_NAME", "Gpu",
+           "Preset", "get_preset"]
 
 # The engine's stages, then the worker's own last stage that publishes the frames.
 ENGINE_STAGES = ("colmap", "train", "render")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import EngineError
 from .lifeline import die_with_parent_from_env
+from .presets import DEFAULT_FILL_PERCENT, MAX_FILL_PERCENT, MIN_FILL_PERCENT
 from .progress import Progress
 from .workspace import Workspace
 
@@ -52,7 +53,7 @@ def _cmd_render(args: argparse.Namespace, ws: Workspace) -> str:
     progress = Progress(ws.progress_json, "render")
     with _reporting(progress):
         result = render(ws, frames=args.frames, rows=args.rows, size=args.size,
-                        batch_size=args.batch_size, progress=progress)
+                        batch_size=args.batch_size, fill=args.fill, progress=progress)
         comparison = result.comparison or {}
         progress.done(result.summary_line(), frames_done=result.frames,
                       verdict=comparison.get("verdict"), fidelity=comparison.get("mean"))
@@ -68,7 +69,7 @@ def _cmd_run(args: argparse.Namespace, ws: Workspace) -> str:
     lines.append(_cmd_train(argparse.Namespace(preset=args.preset, iterations=None), ws))
     print(lines[-1])
     render_args = argparse.Namespace(frames=args.frames, rows=args.rows, size=args.size,
-                                     batch_size=args.batch_size)
+                                     batch_size=args.batch_size, fill=args.fill)
     lines.append(_cmd_render(render_args, ws))
     return lines[-1]
 
@@ -175,6 +176,10 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         "their mean elevation (default 1)")
     parser.add_argument("--size", type=int, metavar="PX",
                         help="frame width and height in pixels (default: the preset's)")
+    parser.add_argument("--fill", type=int, default=DEFAULT_FILL_PERCENT, metavar="PERCENT",
+                        help="the product's widest silhouette over the orbit spans this share "
+                        f"of the frame ({MIN_FILL_PERCENT}-{MAX_FILL_PERCENT}, default "
+                        f"{DEFAULT_FILL_PERCENT})")
     parser.add_argument("--batch-size", type=int, default=100, metavar="B",
                         help="frames per zip in WS/frames/ (default 100)")
 

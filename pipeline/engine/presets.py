@@ -16,6 +16,9 @@ from .errors import InputError
 PRESET_NAMES = ("test", "draft", "standard", "high")
 DEFAULT_PRESET = "standard"
 DEFAULT_ITERATIONS = 15000
+DEFAULT_FILL_PERCENT = 90
+"""The product's widest silhouette over the orbit spans this share of the frame's side."""
+MIN_FILL_PERCENT, MAX_FILL_PERCENT = 50, 98
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,16 @@ from .compare import compare_views, pick_views
 from .dataset import Intrinsics
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
+from .framing import (
+    Framing,
+    check_fill,
+    density_grid,
+    frame_product,
+    model_density,
+)
 from .mask_review import review_masks
 from .masks import ProductBox
-from .orbit import framing, orbit
-from .presets import DEFAULT_PRESET, get_preset
+from .presets import DEFAULT_FILL_PERCENT, DEFAULT_PRESET, get_preset
 from .product import load_product
 from .progress import Progress, write_json_atomic
 from .train import checkpoint_dir, latest_checkpoint, model_base_dir, read_train_state
@@ -136,9 +142,11 @@ def render(
     rows: int = 1,
     size: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    fill: int = DEFAULT_FILL_PERCENT,
     progress: Progress | None = None,
 ) -> RenderResult:
-    """Renders `rows` turns of `frames` frames each around the product into WS/frames/."""
+    """Renders `rows` turns of `frames` frames each around the product into WS/frames/, the
+    product's widest silhouette spanning `fill` percent of the frame."""
     started = time.monotonic()
     device = pick_device()
     product = load_product(ws)
@@ -152,6 +160,7 @@ def render(
         raise InputError("--rows must be at least 1.")
     if batch_size < 1:
         raise InputError("--batch-size must be at least 1.")
+    check_fill(fill)
     check_frame_size(size, device)
 
     import torch
@@ -160,8 +169,9 @@ def render(
     pipeline, step = load_pipeline(ws, device)
     model = pipeline.model
     box = product.crop_box
-    focal, distance = framing(box, product.camera_distance, size)
-    path = orbit(product.elevation_deg, distance, frames, rows, center=box.center)
+    grid = density_grid(model_density(model, device), box)
+    shot, path = frame_product(grid, box, product.elevation_deg, product.camera_distance,
+                               frames, rows, size, fill)
     samples = sum(model.config.num_proposal_samples_per_ray) + model.config.num_nerf_samples_per_ray
     chunk = chunk_rays(device, samples)
     log.info("rendering %d frames of %d px on %s, %d rays per chunk", len(path), size, device,
@@ -183,7 +193,7 @@ def render(
             if archive is None:
                 batches.append(frames_dir / BATCH_NAME.format(batch))
                 archive = zipfile.ZipFile(_partial(batches[-1]), "w", zipfile.ZIP_STORED)
-            rgba, rays = render_view(model, View.square(frame.c2w, focal, size), box, chunk,
+            rgba, rays = render_view(model, View.framed(frame.c2w, shot, size), box, chunk,
                                      device)
             rays_total += rays
             name = FRAME_NAME.format(frame.index)
@@ -217,8 +227,12 @@ def render(
     manifest = {
         "count": len(path), "frames_per_row": frames, "rows": rows, "width": size,
         "height": size, "format": "png", "alpha": "straight", "batch_size": batch_size,
-        "batches": [b.name for b in batches], "focal_px": round(focal, 3),
-        "camera_distance": round(distance, 4), "model_step": step, "frames": entries,
+        "batches": [b.name for b in batches], "focal_px": round(shot.focal, 3),
+        "principal_point_px": [round(shot.cx, 3), round(shot.cy, 3)],
+        "camera_distance": round(shot.distance, 4),
+        "orbit_center": [round(float(v), 5) for v in shot.center],
+        "fill_percent": fill if shot.fill is not None else None,
+        "model_step": step, "frames": entries,
     }
     write_json_atomic(ws.manifest_json, manifest)
     return RenderResult(len(path), size, batches, time.monotonic() - started, loop_seconds,
@@ -240,6 +254,11 @@ class View:
     @classmethod
     def square(cls, c2w: np.ndarray, focal: float, size: int) -> View:
         return cls(c2w, focal, focal, size / 2, size / 2, size, size)
+
+    @classmethod
+    def framed(cls, c2w: np.ndarray, shot: Framing, size: int) -> View:
+        """A square frame of the orbit, as `shot` frames the product."""
+        return cls(c2w, shot.focal, shot.focal, shot.cx, shot.cy, size, size)
 
 
 def view_rays(view: View, box: ProductBox

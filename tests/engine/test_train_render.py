@@ -205,6 +205,42 @@ def test_render_in_a_new_process_gives_transparent_frames(trained: Path) -> None
         assert 10 < view["psnr"] < 100 and 0 < view["ssim"] <= 1, view
 
 
+def silhouette_spans(images: dict[str, np.ndarray]) -> tuple[float, float]:
+    """(widest silhouette over the frames as a share of the frame's side, farthest
+    silhouette centre from the frame's centre as a share of the side)."""
+    widest = off = 0.0
+    for rgba in images.values():
+        ys, xs = np.nonzero(rgba[..., 3] > 127)
+        side = rgba.shape[0]
+        widest = max(widest, (np.ptp(xs) + 1) / side, (np.ptp(ys) + 1) / side)
+        off = max(off, abs((xs.min() + xs.max() + 1) / 2 / side - 0.5),
+                  abs((ys.min() + ys.max() + 1) / 2 / side - 0.5))
+    return widest, off
+
+
+def test_frames_are_filled_by_the_product_and_centred_on_it(trained: Path) -> None:
+    """The product's silhouette, not its box, fills the frame: at its widest over the
+    orbit it spans the asked share of the frame, every frame is centred on it, and the
+    same model renders again with another framing without training again."""
+    for fill in (90, 60):
+        done = engine("render", "--workspace", str(trained), "--frames", "12", "--size",
+                      "64", "--fill", str(fill))
+        assert done.returncode == 0, done.stderr[-3000:]
+        widest, off = silhouette_spans(frames_in(trained))
+        assert fill - 5 <= 100 * widest <= fill + 5, (fill, widest)
+        assert off <= 0.05, (fill, off)
+        manifest = json.loads((trained / "frames" / "manifest.json").read_text())
+        assert manifest["fill_percent"] == fill and manifest["model_step"] == 119
+        # One camera setup for the whole orbit: no pumping from frame to frame.
+        assert len(manifest["principal_point_px"]) == 2 and manifest["focal_px"] > 0
+
+    done = engine("render", "--workspace", str(trained), "--fill", "99")
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --fill must be between 50 and 98 (percent of the frame the product spans); "
+        "got 99.")
+
+
 def test_rows_span_the_captured_elevations(trained: Path) -> None:
     done = engine("render", "--workspace", str(trained), "--frames", "2", "--rows", "2",
                   "--size", "32")

@@ -178,13 +178,15 @@ class TestJobs:
         assert estimate.json()["total_seconds"] > 0
         with django_capture_on_commit_callbacks(execute=True):
             response = api.post("/api/jobs", {"product_id": ready_product.pk, "preset": "draft",
-                                              "frame_count": 12, "frame_size": 256},
+                                              "frame_count": 12, "frame_size": 256,
+                                              "frame_fill": 80},
                                 content_type="application/json")
         assert response.status_code == 201, response.content
         body = response.json()
         job = Job.objects.get(pk=body["id"])
-        assert (job.status, job.preset, job.frame_count, job.frame_size) == (
-            "queued", "draft", 12, 256)
+        assert (job.status, job.preset, job.frame_count, job.frame_size, job.frame_fill) == (
+            "queued", "draft", 12, 256, 80)
+        assert body["frame_fill"] == 80
         assert body["status"] == "queued" and body["progress"] == 0
         [task] = take_queued(job.pk)
         assert task["func"] == "pipeline.tasks.run_job"
@@ -218,6 +220,14 @@ class TestJobs:
     def test_unknown_preset_is_422(self, api, product):
         assert_error(api.post("/api/jobs", {"product_id": product.pk, "preset": "ultra"},
                               content_type="application/json"), 422, "invalid_request")
+
+    @pytest.mark.parametrize("fill", [49, 99, "most"])
+    def test_a_framing_outside_50_to_98_percent_is_422(self, api, ready_product, fill):
+        body = assert_error(api.post("/api/jobs", {"product_id": ready_product.pk,
+                                                   "frame_fill": fill},
+                                     content_type="application/json"), 422, "invalid_request")
+        assert "frame_fill" in str(body)
+        assert not Job.objects.exists()
 
     def test_other_users_jobs_answer_404(self, ready_product, other):
         job = Job.objects.create(product=ready_product, status=Job.Status.FAILED)

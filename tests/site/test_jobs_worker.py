@@ -311,11 +311,13 @@ def test_retry_after_a_render_failure_renders_only_then_rerender_after_cleanup(
 
     # The kept model renders again, with other frame settings, without its workspace.
     settings.CLEANUP_AFTER_COLLECT = True
-    again = rerender_job(job, JobOptions(frame_count=3, frame_size=40, frame_rows=2))
+    again = rerender_job(job, JobOptions(frame_count=3, frame_size=40, frame_rows=2,
+                                         frame_fill=70))
     assert run_job(str(again.pk), 1) == "succeeded", Job.objects.get(pk=again.pk).error
     again.refresh_from_db()
     manifest = read_manifest(again)
     assert (manifest["count"], manifest["rows"], manifest["width"]) == (6, 2, 40)
+    assert manifest["fill_percent"] == again.frame_fill == 70
     assert again.colmap_started_at is None and again.train_started_at is None
     assert [e["stage"] for e in again.stage_log] == ["render"]
     assert not LocalBackend().workspace_exists(str(again.pk))  # cleaned after collecting

@@ -162,13 +162,15 @@ class TestGenerateAndJobPages:
         with django_capture_on_commit_callbacks(execute=True):
             response = signed_in.post(f"/products/{ready.pk}/generate/", {
                 "preset": "draft", "frame_count": "24", "frame_size": "256",
-                "frame_rows": "1"})
+                "frame_rows": "1", "frame_fill": "75"})
         job = Job.objects.get()
         assert response["Location"] == f"/jobs/{job.pk}/"
-        assert (job.preset, job.frame_count, job.frame_size) == ("draft", 24, 256)
+        assert (job.preset, job.frame_count, job.frame_size, job.frame_fill) == (
+            "draft", 24, 256, 75)
         assert len(take_queued(job.pk)) == 1
         page = signed_in.get(f"/jobs/{job.pk}/").content.decode()
         assert "Queued" in page and "Cancel" in page
+        assert "the product spanning 75 % of the frame" in page
 
         signed_in.post(f"/jobs/{job.pk}/cancel/")
         job.refresh_from_db()
@@ -183,6 +185,13 @@ class TestGenerateAndJobPages:
         settings.NERF_BACKEND = "modal"
         page = signed_in.get(f"/products/{ready.pk}/generate/").content.decode()
         assert 'name="gpu_type"' in page and "A10G" in page
+
+    def test_a_framing_outside_the_range_is_refused_on_the_form(self, signed_in, ready):
+        response = signed_in.post(f"/products/{ready.pk}/generate/", {
+            "preset": "draft", "frame_rows": "1", "frame_fill": "30"})
+        assert response.status_code == 200
+        assert "greater than or equal to 50" in response.content.decode()
+        assert not Job.objects.exists()
 
     def test_generate_with_too_few_photos_explains(self, signed_in, product, settings):
         settings.JOB_MIN_PHOTOS = 3

@@ -63,6 +63,8 @@ class TestOptions:
         ({"frame_count": 20_000}, "The frame count must be between 1 and 10000"),
         ({"frame_size": 8}, "The frame size must be between 32 and 4096 pixels"),
         ({"frame_rows": 12}, "The number of rows must be between 1 and 9"),
+        ({"frame_fill": 40}, "The product's share of the frame must be between 50 and 98 "
+                             "percent"),
         ({"frame_count": 2.5}, "The frame count must be a whole number"),
         ({"gpu_type": "H100"}, "Unknown GPU type 'H100': choose one of T4, A10G, A100"),
     ])
@@ -194,11 +196,12 @@ class TestRerender:
         job = Job.objects.create(product=photographed, status=Job.Status.SUCCEEDED,
                                  preset="test")
         (job_model_dir(job) / "model").mkdir(parents=True)
-        new = rerender_job(job, JobOptions(frame_count=12, frame_size=64, frame_rows=2))
+        new = rerender_job(job, JobOptions(frame_count=12, frame_size=64, frame_rows=2,
+                                           frame_fill=75))
         assert new.source_job == job and new.is_render_only
         assert new.planned_stages == ("render", "finalize")
-        assert (new.frame_count, new.frame_size, new.frame_rows, new.status) == (
-            12, 64, 2, "queued")
+        assert (new.frame_count, new.frame_size, new.frame_rows, new.frame_fill,
+                new.status) == (12, 64, 2, 75, "queued")
         # A re-render of the re-render renders the same trained model.
         Job.objects.filter(pk=new.pk).update(status=Job.Status.SUCCEEDED)
         again = rerender_job(Job.objects.get(pk=new.pk), JobOptions(frame_count=4))

@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from pipeline.engine.presets import PRESET_NAMES
+from pipeline.engine.presets import DEFAULT_FILL_PERCENT, PRESET_NAMES
 from pipeline.errors import JobError
 from pipeline.models import Job
 from pipeline.services import JobOptions, cancel_job, start_job
@@ -70,12 +70,15 @@ class Command(BaseCommand):
         parser.add_argument("--frames", type=int, help="frames per turn (preset default)")
         parser.add_argument("--size", type=int, help="frame size in pixels (preset default)")
         parser.add_argument("--rows", type=int, default=1, help="rows of elevations")
+        parser.add_argument("--fill", type=int, default=DEFAULT_FILL_PERCENT,
+                            help="percent of the frame the product spans at its widest "
+                                 f"(default {DEFAULT_FILL_PERCENT})")
 
     def handle(self, *args, **opts) -> None:
         try:
             options = JobOptions(preset=opts["preset"], iterations=opts["iterations"],
                                  frame_count=opts["frames"], frame_size=opts["size"],
-                                 frame_rows=opts["rows"])
+                                 frame_rows=opts["rows"], frame_fill=opts["fill"])
             product = (self._product(opts["product"]) if opts["product"] is not None
                        else self._import(opts["images"], opts["owner"], opts["name"]))
             job = start_job(product, options, backend="local", enqueue=False)
