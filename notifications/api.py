@@ -64,12 +64,14 @@ def list_endpoints(request: HttpRequest):
     return selectors.endpoint_list(user=request.auth)
 
 
-@router.post("/endpoints", response=responses({201: EndpointCreatedOut}),
+@router.post("/endpoints", response=responses({201: EndpointCreatedOut}, 409),
              summary="Add a webhook endpoint (its signing secret is shown once)")
 def create_endpoint(request: HttpRequest, payload: EndpointIn):
     try:
         endpoint, _ = services.webhook_endpoint_create(
             user=request.auth, url=payload.url, description=payload.description)
+    except services.NotificationLimit as exc:
+        raise HttpError(409, str(exc)) from exc
     except services.NotificationError as exc:
         raise HttpError(422, f"The URL cannot be used: {exc}") from exc
     return Status(201, endpoint)  # the row holds the secret: this answer shows it once
@@ -96,8 +98,11 @@ def list_deliveries(request: HttpRequest, endpoint_id: ObjectId):
                                    endpoint=owned_endpoint(request, endpoint_id))
 
 
-@router.post("/endpoints/{endpoint_id}/test", response=responses({202: TestEventOut}),
+@router.post("/endpoints/{endpoint_id}/test", response=responses({202: TestEventOut}, 409),
              summary="Send a test event to the endpoint (one attempt, by the worker)")
 def send_test_event(request: HttpRequest, endpoint_id: ObjectId):
-    event = services.webhook_test_send(endpoint=owned_endpoint(request, endpoint_id))
+    try:
+        event = services.webhook_test_send(endpoint=owned_endpoint(request, endpoint_id))
+    except services.NotificationLimit as exc:
+        raise HttpError(409, str(exc)) from exc
     return Status(202, {"event_id": event.pk})

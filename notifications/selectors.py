@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from .models import NotificationSettings, WebhookDelivery, WebhookEndpoint
+from .models import Event, NotificationSettings, WebhookDelivery, WebhookEndpoint
 
 DELIVERY_LOG_LENGTH = 50
+# A test event not delivered by then was lost (its endpoint deleted, the task dropped):
+# it stops counting against the user.
+TEST_EVENT_IN_FLIGHT_FOR = timedelta(minutes=10)
 
 
 def notification_settings_get(*, user) -> NotificationSettings:
@@ -23,6 +29,19 @@ def wants_job_email(*, user) -> bool:
 
 def endpoint_list(*, user) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(user=user)
+
+
+def endpoint_count(*, user) -> int:
+    return endpoint_list(user=user).count()
+
+
+def test_events_in_flight(*, user) -> int:
+    """The user's recent test events whose one attempt has not ended yet (queued, or
+    being sent)."""
+    done = (WebhookDelivery.Outcome.SUCCEEDED, WebhookDelivery.Outcome.FAILED)
+    return (Event.objects.filter(user=user, type=Event.Type.TEST,
+                                 created_at__gte=timezone.now() - TEST_EVENT_IN_FLIGHT_FOR)
+            .exclude(deliveries__outcome__in=done).count())
 
 
 def endpoint_get(*, user, pk: int) -> WebhookEndpoint:

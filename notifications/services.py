@@ -32,6 +32,11 @@ class NotificationError(ValueError):
     """A refused request, with a message for the user."""
 
 
+class NotificationLimit(NotificationError):
+    """Refused because the user already has as much as one user may (endpoints, test
+    events on their way): the worker that sends them is shared by everyone."""
+
+
 # --- settings and endpoints -------------------------------------------------------------
 def notification_settings_update(*, user, email_on_job_finished: bool) -> None:
     NotificationSettings.objects.update_or_create(
@@ -42,6 +47,10 @@ def webhook_endpoint_create(*, user, url: str, description: str = "") \
         -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its signing secret (returned to be shown once). The URL must be
     http(s) and resolve only to public addresses; delivery checks that again each time."""
+    limit = settings.WEBHOOK_ENDPOINTS_PER_USER
+    if limit and selectors.endpoint_count(user=user) >= limit:
+        raise NotificationLimit(f"You have {limit} webhook endpoints, the most allowed; "
+                                "delete one before adding another.")
     url = url.strip()
     try:
         _, host, port = webhooks.check_url(url)
@@ -102,7 +111,13 @@ def job_event_record(*, job_id: str, status: str) -> Event:
 
 def webhook_test_send(*, endpoint: WebhookEndpoint) -> Event:
     """A test event to this endpoint alone, sent once by the worker (no retries: the user
-    is watching the log)."""
+    is watching the log). At most WEBHOOK_TESTS_IN_FLIGHT_PER_USER on their way at once:
+    each may hold a worker for WEBHOOK_TIMEOUT_SECONDS, and everyone's jobs, videos and
+    webhooks wait behind them."""
+    limit = settings.WEBHOOK_TESTS_IN_FLIGHT_PER_USER
+    if limit and selectors.test_events_in_flight(user=endpoint.user) >= limit:
+        raise NotificationLimit(f"{limit} test events are still on their way; wait until "
+                                "the delivery log shows how they went, then send another.")
     event = _record_event(user=endpoint.user, type=Event.Type.TEST,
                           data=payloads.test_data(endpoint.url))
     transaction.on_commit(lambda: _enqueue_delivery(event, endpoint))

@@ -72,7 +72,11 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = selectors.endpoint_get(user=request.user, pk=pk)
-    services.webhook_test_send(endpoint=endpoint)
-    messages.success(request, f"A test event is on its way to {endpoint.url}; its "
-                              "delivery shows in the log below.")
+    try:
+        services.webhook_test_send(endpoint=endpoint)
+    except services.NotificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"A test event is on its way to {endpoint.url}; its "
+                                  "delivery shows in the log below.")
     return redirect("notifications:settings")

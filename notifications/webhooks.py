@@ -3,12 +3,14 @@ public addresses and follows no redirect. No database here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -122,6 +124,28 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+class _Watchdog:
+    """Shuts the connection's socket down after `seconds`, ending whatever read or write
+    is under way (the call then fails)."""
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self.connection = connection
+        self.fired = False
+        self.timer = threading.Timer(seconds, self.fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def fire(self) -> None:
+        self.fired = True
+        sock = self.connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
 @dataclass(frozen=True)
 class Result:
     status_code: int | None
@@ -149,17 +173,27 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Result:
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-    connection = kind(host, port, address, settings.WEBHOOK_TIMEOUT_SECONDS)
+    limit = settings.WEBHOOK_TIMEOUT_SECONDS
+    connection = kind(host, port, address, limit)
+    # The socket's timeout bounds each read, not the whole answer: a receiver that sends a
+    # byte every few seconds would hold the worker (everyone's jobs, videos and webhooks
+    # wait behind it) for as long as it likes. The watchdog ends the call at the limit.
+    watchdog = _Watchdog(connection, limit)
     try:
         connection.request("POST", target, body=body, headers={
             "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
         response = connection.getresponse()
         response.read(MAX_RESPONSE_BYTES)
     except (OSError, http.client.HTTPException) as exc:  # refused, timed out, TLS, garbage
+        if watchdog.fired:
+            return result(None, f"TimeoutError: no complete answer within {limit} s")
         return result(None, f"{exc.__class__.__name__}: {exc}" if str(exc)
                       else exc.__class__.__name__)
     finally:
+        watchdog.cancel()
         connection.close()
+    if watchdog.fired:  # cut short: what was read may look like an answer, but is not one
+        return result(None, f"TimeoutError: no complete answer within {limit} s")
     status = response.status
     if 300 <= status < 400:
         return result(status, f"HTTP {status}: redirects are not followed; use the final "

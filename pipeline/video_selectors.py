@@ -29,6 +29,13 @@ def video_find(*, job: Job, fmt: str, background: str) -> Video | None:
     return video_list(job=job).filter(format=fmt, background=background).first()
 
 
+def videos_in_flight(*, user) -> int:
+    """How many of `user`'s videos are queued or being made (a lost one counts until it
+    is queued again: it held its place in the queue)."""
+    return Video.objects.filter(job__product__owner=user,
+                                status__in=(Video.Status.QUEUED, Video.Status.RUNNING)).count()
+
+
 def video_is_lost(video: Video) -> bool:
     """A running video whose progress stopped for JOB_STALE_AFTER_SECONDS: its worker
     died (progress is saved at least every few seconds while it encodes)."""

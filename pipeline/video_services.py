@@ -9,6 +9,7 @@ import logging
 import re
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -41,6 +42,8 @@ def video_request(*, job: Job, fmt: str, background: str = DEFAULT_BACKGROUND) -
     background = background.lower() if fmt == Video.Format.MP4 else ""
     with transaction.atomic():
         video = video_selectors.video_find(job=job, fmt=fmt, background=background)
+        if video is None or video.status == Video.Status.FAILED:
+            check_room_in_queue(job)
         if video is None:
             try:
                 with transaction.atomic():
@@ -60,6 +63,16 @@ def video_request(*, job: Job, fmt: str, background: str = DEFAULT_BACKGROUND) -
             return video
         transaction.on_commit(lambda: video_enqueue(video=video))
     return video
+
+
+def check_room_in_queue(job: Job) -> None:
+    """JobError when the job's owner already has VIDEOS_IN_FLIGHT_PER_USER videos queued
+    or being made: the worker is shared, and one user's hundred videos would hold up
+    everyone's jobs and videos behind them."""
+    limit = settings.VIDEOS_IN_FLIGHT_PER_USER
+    if limit and video_selectors.videos_in_flight(user=job.product.owner) >= limit:
+        raise JobError(f"You already have {limit} videos waiting or being made, the most "
+                       "at once; ask for this one when one of them is ready.")
 
 
 def video_enqueue(*, video: Video) -> None:

@@ -281,3 +281,63 @@ def test_an_unreachable_endpoint_is_a_failed_attempt(owner):
     assert delivery.outcome == "failed" and delivery.status_code is None
     assert "ConnectionRefusedError" in delivery.error
     assert delivery.next_attempt_at is not None
+
+
+# --- one user's webhooks do not hold up everyone -------------------------------------
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_timeout(settings, owner):
+    """The socket timeout bounds each read; a drip of bytes used to hold the shared worker
+    for as long as the receiver liked."""
+    import socket
+    import threading
+    import time
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.2):  # a header byte every 0.2 s, for ever
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        started = time.monotonic()
+        result = webhooks.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {})
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+    assert took < 2.5, f"the delivery took {took:.1f} s"
+    assert not result.ok and "no complete answer within 1 s" in result.error
+
+
+def test_endpoints_per_user_are_limited(settings, owner, django_user_model):
+    settings.WEBHOOK_ENDPOINTS_PER_USER = 2
+    for n in range(2):
+        services.webhook_endpoint_create(user=owner, url=f"http://127.0.0.1:9/{n}")
+    with pytest.raises(services.NotificationLimit, match="delete one before adding"):
+        services.webhook_endpoint_create(user=owner, url="http://127.0.0.1:9/3")
+    other = django_user_model.objects.create_user("other")
+    services.webhook_endpoint_create(user=other, url="http://127.0.0.1:9/other")
+
+
+def test_test_events_on_their_way_are_limited_per_user(settings, owner, receiver):
+    settings.WEBHOOK_TESTS_IN_FLIGHT_PER_USER = 2
+    endpoint, _ = services.webhook_endpoint_create(user=owner, url=receiver.url)
+    events = [services.webhook_test_send(endpoint=endpoint) for _ in range(2)]
+    with pytest.raises(services.NotificationLimit, match="still on their way"):
+        services.webhook_test_send(endpoint=endpoint)
+    # Once one has been delivered (or failed), another may go.
+    services.webhook_deliver(event_id=str(events[0].pk), endpoint_id=endpoint.pk, attempt=1)
+    services.webhook_test_send(endpoint=endpoint)
+    with pytest.raises(services.NotificationLimit):
+        services.webhook_test_send(endpoint=endpoint)

@@ -185,6 +185,28 @@ class TestRequest:
         # The first attempt's task, delivered late, does nothing.
         assert make_video(str(v.pk), 1) == "skipped"
 
+    def test_videos_queued_at_once_are_limited_per_user(self, done_job, settings,
+                                                         django_user_model, storage):
+        # 120 videos of one job were once accepted in 2.7 s, all for the shared worker.
+        settings.VIDEOS_IN_FLIGHT_PER_USER = 3
+        for colour in ("#000001", "#000002", "#000003"):
+            video_services.video_request(job=done_job, fmt="mp4", background=colour)
+        with pytest.raises(JobError, match="3 videos waiting or being made"):
+            video_services.video_request(job=done_job, fmt="mp4", background="#000004")
+        # Asking again for one already queued is no new work.
+        video_services.video_request(job=done_job, fmt="mp4", background="#000001")
+        # Another user's video is not held up by them.
+        other = Product.objects.create(owner=django_user_model.objects.create_user("o"),
+                                       name="Cup", sku="C-1")
+        theirs = Job.objects.create(product=other, status=Job.Status.SUCCEEDED,
+                                    stage=Job.Stage.DONE, progress=1.0)
+        finished_frames(theirs, rows=1, per_row=4, size=32)
+        assert video_services.video_request(job=theirs, fmt="webm").status == "queued"
+        # Once one is made, there is room again.
+        first = Video.objects.filter(job=done_job).order_by("created_at").first()
+        Video.objects.filter(pk=first.pk).update(status=Video.Status.SUCCEEDED)
+        video_services.video_request(job=done_job, fmt="mp4", background="#000004")
+
     def test_a_video_whose_worker_was_lost_is_queued_again(self, done_job, settings):
         v = video_services.video_request(job=done_job, fmt="webm")
         running = video_services.video_claim(video_id=str(v.pk), attempt=1)
@@ -274,6 +296,16 @@ class TestApi:
         # Public like the frames: anyone with the URL can play or embed it.
         file = Client().get(ready["url"].removeprefix("http://testserver"))
         assert file.status_code == 200 and file["Content-Type"] == "video/mp4"
+
+    def test_409_past_the_videos_in_flight(self, done_job, owner, settings):
+        settings.VIDEOS_IN_FLIGHT_PER_USER = 1
+        api = api_for(owner)
+        url = f"/api/jobs/{done_job.pk}/videos"
+        assert api.post(url, {"format": "webm"},
+                        content_type="application/json").status_code == 202
+        r = api.post(url, {"format": "mp4"}, content_type="application/json")
+        assert r.status_code == 409 and r.json()["code"] == "job_refused"
+        assert "ask for this one when one of them is ready" in r.json()["detail"]
 
     def test_409_without_frames(self, product, owner, storage):
         running = Job.objects.create(product=product, status=Job.Status.RUNNING)

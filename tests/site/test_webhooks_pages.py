@@ -95,6 +95,22 @@ def test_bad_endpoints_are_422_in_the_error_schema(settings, api, payload):
     assert not WebhookEndpoint.objects.exists()
 
 
+def test_limits_per_user_are_409_in_the_error_schema(settings, api, receiver):
+    settings.WEBHOOK_ENDPOINTS_PER_USER = 1
+    settings.WEBHOOK_TESTS_IN_FLIGHT_PER_USER = 1
+    first = api.post("/api/webhooks/endpoints", {"url": receiver.url},
+                     content_type="application/json")
+    assert first.status_code == 201
+    second = api.post("/api/webhooks/endpoints", {"url": receiver.url + "&2"},
+                      content_type="application/json")
+    assert second.status_code == 409 and second.json()["code"] == "conflict"
+    assert "delete one before adding another" in second.json()["detail"]
+    test_url = f"/api/webhooks/endpoints/{first.json()['id']}/test"
+    assert api.post(test_url).status_code == 202
+    again = api.post(test_url)
+    assert again.status_code == 409 and "still on their way" in again.json()["detail"]
+
+
 def test_the_api_needs_credentials():
     response = Client().get("/api/webhooks/endpoints")
     assert response.status_code == 401 and response.json()["code"] == "unauthorized"
