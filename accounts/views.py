@@ -8,7 +8,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 from ninja.errors import Throttled
 
@@ -174,6 +173,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         response = super().form_valid(form)
         revoked = services.user_password_set(user=form.user)
         if revoked:
-            messages.info(self.request, f"Your {revoked} API token{pluralize(revoked)} "
-                                        "were revoked; make new ones on the API tokens page.")
+            which = "Your API token was" if revoked == 1 else f"Your {revoked} API tokens were"
+            messages.info(self.request, f"{which} revoked with the old password; make new "
+                                        "ones on the API tokens page.")
         return response

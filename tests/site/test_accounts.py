@@ -167,6 +167,8 @@ def test_a_password_reset_or_change_revokes_the_api_tokens(client, django_user_m
         "new_password2": "new-Password-2"})
     assert changed.status_code == 302 and changed.url == "/accounts/password_change/done/"
     assert api.get("/api/products").status_code == 401
+    done = client.get(changed.url).content.decode()
+    assert "Your API token was revoked with the old password" in done
 
 
 @pytest.mark.parametrize("url,field", [("/accounts/signup/", None),
