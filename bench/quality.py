@@ -1,7 +1,8 @@
 """Quality benchmark: renders of held-out photos against the photos themselves.
 
-    python bench/quality.py [--scenes wide_base wide_base_on_table symmetric skull]
-                            [--preset draft] [--views 32] [--orbit-frames 12] [--out DIR]
+    python bench/quality.py [--scenes wide_base wide_base_on_table light_on_white symmetric
+                             skull] [--preset draft] [--views 32] [--orbit-frames 12]
+                            [--out DIR]
 
 For each scene the real colmap stage places ALL the photos (so the held-out ones get poses
 in the same frame), then every 8th photo in shooting order (index 0, 8, 16, …) is taken out
@@ -13,24 +14,27 @@ the product's crop box, as the frames are. Per view and as a mean per scene it p
   the render composited by its own alpha), on the whole view and on a crop around the
   product (the white backdrop flatters the whole view);
 - SSIM (scikit-image) of the same composites on the whole view;
-- alpha IoU (render alpha > 0.5 against true alpha > 0.5).
+- alpha IoU (render alpha > 0.5 against true alpha > 0.5);
+- stray alpha: the share of the view's pixels with alpha > 0.05 outside the true
+  silhouette (true alpha > 0.05) grown by 2 px: haze and floaters in clean air.
 
 Synthetic scenes (tests/synthetic_scene.py) have the true alpha. The skull photos have
 none: their truth is the mask the engine's own GrabCut makes for the held-out photo (the
 same call the train stage makes), so its IoU measures agreement with the engine's masks.
 
-For scenes with a flat base it also renders a subset of the job's orbit (same elevation,
-distance, focal length and frame size as the render stage's frames), renders the scene's
-true alpha from the same cameras mapped into the true world (a similarity fitted to the
-camera centres), and reports which share of the visible base pixels (the pixels that are
-product only because of the base) the frame covers: min over frames.
+It also renders a subset of the job's orbit (the render stage's own framing: elevation,
+distance, focal length, principal point and frame size as its frames) and reports how the
+product fills them: its widest silhouette (alpha > 0.5) over those frames as a share of the
+frame's side, and the farthest any frame's silhouette centre lies from the frame's centre.
+For scenes with a flat base it renders the scene's true alpha from the same cameras mapped
+into the true world (a similarity fitted to the camera centres), and reports which share of
+the visible base pixels (the pixels that are product only because of the base) the frame
+covers: min over frames.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import inspect
 import json
 import math
@@ -59,11 +63,18 @@ from pipeline.engine.render import View, chunk_rays, load_pipeline, render_view 
 from pipeline.engine.train import train  # noqa: E402
 from pipeline.engine.trainset import sparse_product_points  # noqa: E402
 from pipeline.engine.workspace import Workspace  # noqa: E402
-from tests.synthetic_scene import make_scene, umeyama  # noqa: E402
+from tests.synthetic_scene import BASE_TEXTURES, make_scene, umeyama  # noqa: E402
+
+try:  # the render stage's framing; an engine from before it framed the crop box
+    from pipeline.engine.framing import density_grid, frame_product, model_density
+except ImportError:  # pragma: no cover - for measuring an earlier engine
+    frame_product = None
 
 HOLD_OUT_EVERY = 8
 SKULL = Path("/work/shared/datasets/skull")
-SCENE_NAMES = ("wide_base", "wide_base_on_table", "symmetric", "skull")
+SCENE_NAMES = ("wide_base", "wide_base_on_table", "light_on_white", "symmetric", "skull")
+STRAY_ALPHA = 0.05
+STRAY_GROW_PX = 2
 
 
 def composite_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -186,40 +197,71 @@ def pose_error(frame: Frame, true_c2w: np.ndarray, sim: tuple[float, np.ndarray,
             float(np.linalg.norm(centre - true_c2w[:3, 3]) / orbit_radius))
 
 
-def base_coverage(ws: Workspace, scene: Any, frames: dict[str, Frame], model: Any,
-                  chunk: int, device: str, preset_frame_size: int, count: int
-                  ) -> list[dict[str, float]]:
-    """Per orbit frame: share of the visible base pixels that the frame's alpha covers."""
-    kind = scene._renderer.kind
-    if not any(p.texture == "base" for p in kind.parts):
-        return []
-    no_base = copy.copy(scene._renderer)
-    no_base.kind = dataclasses.replace(kind, parts=tuple(p for p in kind.parts
-                                                         if p.texture != "base"))
-    s, rot, t = align_to_truth(frames, scene)
-    product = load_product(ws)
-    box = product.crop_box
-    size = preset_frame_size
-    focal, distance = framing(box, product.camera_distance, size)
-    k = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]])
+def stray_share(alpha: np.ndarray, alpha_true: np.ndarray) -> float:
+    """Share of the view's pixels with alpha where there is no product, 2 px of slack."""
+    grow = 2 * STRAY_GROW_PX + 1
+    near = cv2.dilate((alpha_true > STRAY_ALPHA).astype(np.uint8), np.ones((grow, grow), np.uint8))
+    return float(((alpha > STRAY_ALPHA) & (near == 0)).mean())
+
+
+def orbit_views(ws: Workspace, model: Any, chunk: int, device: str, size: int, count: int
+                ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """`count` frames of the job's orbit as the render stage frames them: (orbit frame,
+    OpenCV intrinsics K, RGBA)."""
     import torch
 
+    product = load_product(ws)
+    box = product.crop_box
+    if frame_product is not None:
+        grid = density_grid(model_density(model, device), box)
+        shot, path = frame_product(grid, box, product.elevation_deg, product.camera_distance,
+                                   count, 1, size)
+        focal, cx, cy = shot.focal, shot.cx, shot.cy
+    else:
+        focal, distance = framing(box, product.camera_distance, size)
+        cx = cy = size / 2
+        centred = "center" in inspect.signature(orbit).parameters
+        path = (orbit(product.elevation_deg, distance, count, center=box.center) if centred
+                else orbit(product.elevation_deg, distance, count))
+    k = np.array([[focal, 0, cx], [0, focal, cy], [0, 0, 1]])
     out = []
-    # The render stage's own orbit: around the box's centre where the engine does so.
-    centred = "center" in inspect.signature(orbit).parameters
-    path = (orbit(product.elevation_deg, distance, count, center=box.center) if centred
-            else orbit(product.elevation_deg, distance, count))
     for frame in path:
         with torch.no_grad():
-            rgba, _ = render_view(model, View.square(frame.c2w, focal, size), box, chunk,
-                                  device)
+            rgba, _ = render_view(model, View(frame.c2w, focal, focal, cx, cy, size, size),
+                                  box, chunk, device)
+        out.append((frame, k, rgba))
+    return out
+
+
+def framing_stats(views: list[tuple[Any, np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """The widest silhouette over the orbit frames (share of the frame's side) and the
+    farthest a silhouette's centre lies from the frame's centre (share of the side)."""
+    widest = off = 0.0
+    for _, _, rgba in views:
+        ys, xs = np.nonzero(rgba[..., 3] > 127)
+        if len(xs) == 0:
+            continue
+        side = rgba.shape[0]
+        widest = max(widest, (np.ptp(xs) + 1) / side, (np.ptp(ys) + 1) / side)
+        off = max(off, abs((xs.min() + xs.max() + 1) / 2 / side - 0.5),
+                  abs((ys.min() + ys.max() + 1) / 2 / side - 0.5))
+    return {"widest": round(float(widest), 3), "centre_off": round(float(off), 3)}
+
+
+def base_coverage(scene: Any, frames: dict[str, Frame],
+                  views: list[tuple[Any, np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+    """Per orbit frame: share of the visible base pixels that the frame's alpha covers."""
+    if not any(p.texture in BASE_TEXTURES for p in scene._renderer.kind.parts):
+        return []
+    s, rot, t = align_to_truth(frames, scene)
+    out = []
+    for frame, k, rgba in views:
+        size = rgba.shape[0]
         c2w = frame.c2w @ OPENCV_TO_OPENGL  # OpenCV, normalized frame
         world = np.eye(4)
         world[:3, :3] = rot @ c2w[:3, :3]
         world[:3, 3] = s * rot @ c2w[:3, 3] + t
-        _, alpha_all = scene.render_view(world, k, size, size)
-        _, alpha_rest = no_base.render(world, k, size, size)
-        base = (alpha_all > 0.5) & (alpha_rest <= 0.5)
+        base = scene.shows(BASE_TEXTURES, world, k, size, size)
         ours = rgba[..., 3] > 127
         covered = float((base & ours).sum() / max(1, base.sum()))
         out.append({"azimuth_deg": frame.azimuth_deg, "base_pixels": int(base.sum()),
@@ -289,7 +331,8 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
                "psnr_crop": round(psnr(ours[crop], theirs[crop]), 2),
                "ssim": round(float(structural_similarity(ours, theirs, channel_axis=2,
                                                          data_range=1.0)), 4),
-               "alpha_iou": round(float((a & b).sum() / max(1, (a | b).sum())), 4)}
+               "alpha_iou": round(float((a & b).sum() / max(1, (a | b).sum())), 4),
+               "stray": round(stray_share(alpha, alpha_true), 5)}
         if sim is not None:
             rot_err, pos_err = pose_error(frame, truth.scene.c2w[index], sim,
                                           truth.scene.orbit_radius)
@@ -299,8 +342,8 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
     render_s = time.monotonic() - started
 
     started = time.monotonic()
-    coverage = (base_coverage(ws, truth.scene, frames, model, chunk, device, p.frame_size,
-                              orbit_frames) if truth.scene is not None else [])
+    spin = orbit_views(ws, model, chunk, device, p.frame_size, orbit_frames)
+    coverage = base_coverage(truth.scene, frames, spin) if truth.scene is not None else []
     orbit_s = time.monotonic() - started
 
     scored = [r for r in rows if r.get("placed")]
@@ -320,7 +363,9 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
         "seconds_per_step": round(trained.seconds_per_step or float("nan"), 3),
         "steps": trained.steps,
         "psnr": mean("psnr"), "psnr_crop": mean("psnr_crop"), "ssim": mean("ssim"),
-        "alpha_iou": mean("alpha_iou"),
+        "alpha_iou": mean("alpha_iou"), "stray": mean("stray"),
+        "max_stray": max((r["stray"] for r in scored), default=None),
+        "framing": framing_stats(spin),
         "min_base_coverage": min((c["covered"] for c in coverage), default=None),
         "views": rows, "orbit": coverage,
     }
@@ -339,7 +384,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"seconds: poses {s['poses']}, train {s['train']} ({result['steps']} steps, "
           f"{result['seconds_per_step']} s/step), held-out renders {s['render']}, "
           f"orbit check {s['orbit']}")
-    header = f"{'photo':<14}{'size':>9}{'PSNR':>8}{'crop':>8}{'SSIM':>8}{'IoU':>8}"
+    header = f"{'photo':<14}{'size':>9}{'PSNR':>8}{'crop':>8}{'SSIM':>8}{'IoU':>8}{'stray':>8}"
     pose = any("rot_err_deg" in r for r in result["views"])
     if pose:
         header += f"{'rot°':>8}{'pos':>8}"
@@ -349,13 +394,16 @@ def print_table(result: dict[str, Any]) -> None:
             print(f"{r['photo']:<14}  not placed by the colmap stage: not scored")
             continue
         line = (f"{r['photo']:<14}{r['size']:>9}{r['psnr']:>8.2f}{r['psnr_crop']:>8.2f}"
-                f"{r['ssim']:>8.3f}{r['alpha_iou']:>8.3f}")
+                f"{r['ssim']:>8.3f}{r['alpha_iou']:>8.3f}{r['stray']:>8.2%}")
         if pose:
             line += f"{r['rot_err_deg']:>8.2f}{r['pos_err']:>8.3f}"
         print(line)
     if result["psnr"] is not None:
         print(f"{'mean':<14}{'':>9}{result['psnr']:>8.2f}{result['psnr_crop']:>8.2f}"
-              f"{result['ssim']:>8.3f}{result['alpha_iou']:>8.3f}")
+              f"{result['ssim']:>8.3f}{result['alpha_iou']:>8.3f}{result['stray']:>8.2%}")
+    f = result["framing"]
+    print(f"orbit frames: widest silhouette {f['widest']:.1%} of the frame's side, centres "
+          f"within {f['centre_off']:.1%} of the frame's centre")
     if result["orbit"]:
         cov = " ".join(f"{c['azimuth_deg']:.0f}°:{c['covered']:.2f}" for c in result["orbit"])
         print(f"base covered per orbit frame (azimuth: share of its visible base pixels): "

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.engine.dataset import Frame, Intrinsics, write_transforms
+from pipeline.engine.dataset import OPENCV_TO_OPENGL, Frame, Intrinsics, write_transforms
 from pipeline.engine.scene import (
     horizontal_basis,
     object_document,
@@ -49,7 +49,8 @@ class Part:
     center: tuple[float, float, float]
     half: tuple[float, ...]
     texture: str = "object"
-    """"object" (bright mosaic) or "base" (a finer, earthier mosaic, like printed wood)."""
+    """"object" (bright mosaic), "base" (a finer, earthier mosaic, like printed wood) or
+    "light" (plain cream, a shade off the white sweep: no detail for SIFT)."""
     half_turn_symmetric: bool = False
     """A box whose two broad faces (±y) wear the same texture but for a strip along the
     top: it looks nearly the same from opposite sides."""
@@ -73,6 +74,8 @@ class SceneKind:
 
 
 _BASE = Part((0.0, 0.0, 0.04), (1.0, 0.85, 0.04), texture="base")
+BASE_TEXTURES = ("base", "light")
+"""The textures of a product's own base: the pixels that are product only because of it."""
 SCENES: dict[str, SceneKind] = {
     # A box with a ball resting on it, on a textured table.
     "box_ball": SceneKind(parts=(Part((0.0, 0.0, 0.45), (0.5, 0.35, 0.45)),
@@ -85,6 +88,13 @@ SCENES: dict[str, SceneKind] = {
     "wide_base_on_table": SceneKind(parts=(_BASE, Part((0.0, 0.0, 0.53), (0.45, 0.3, 0.45)),
                                            Part((0.1, 0.0, 1.2), (0.3,))),
                                     base_height=0.08),
+    # The baseplate model whose top is plain cream, on a white sweep: only the base's printed
+    # rim differs from the backdrop by colour (white sneakers, porcelain, paper on a sweep).
+    "light_on_white": SceneKind(parts=(_BASE, Part((0.0, 0.0, 0.0825), (0.96, 0.81, 0.0025),
+                                                   texture="light"),
+                                       Part((0.0, 0.0, 0.53), (0.45, 0.3, 0.45)),
+                                       Part((0.1, 0.0, 1.2), (0.3,))),
+                                ground="sweep", base_height=0.085),
     # A body whose front and back look the same, with a ball on top that does not: a
     # photo of the front can be placed at the back.
     "symmetric": SceneKind(parts=(Part((0.0, 0.0, 0.45), (0.55, 0.3, 0.45),
@@ -144,6 +154,18 @@ class _Texture:
         return np.clip(rgb * shade[..., None], 0.0, 1.0)
 
 
+class _Plain:
+    """One colour with a faint grain (±1.5 %), like cream plastic or paper."""
+
+    def __init__(self, rng: np.random.Generator, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self.grain = rng.uniform(-0.015, 0.015, 4096)
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        grain = self.grain[_Texture._hash(np.floor(p / 0.02))]
+        return np.clip(self.rgb * (1.0 + grain[..., None]), 0.0, 1.0)
+
+
 def _half_turn_canonical(p: np.ndarray, part: Part) -> np.ndarray:
     """Points of the part's back face (−y) moved onto its front face (+y) by a half turn
     about the vertical axis, so both broad faces wear the same texture below a strip along
@@ -168,10 +190,11 @@ class _Renderer:
         woody = np.array([[0.62, 0.42, 0.22], [0.45, 0.28, 0.15], [0.78, 0.6, 0.38],
                           [0.2, 0.25, 0.45], [0.85, 0.8, 0.7]])
         self.textures["base"] = _Texture(rng, 0.1, woody)
+        self.textures["light"] = _Plain(rng, np.array([1.0, 0.98, 0.93]))
 
-    def render(self, c2w: np.ndarray, K: np.ndarray, width: int, height: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(rgb (H,W,3) float in [0,1], alpha (H,W) product coverage in [0,1])."""
+    def _cast(self, c2w: np.ndarray, K: np.ndarray, width: int, height: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The supersampled rays' (origin, directions, distance, hit code, surface normal)."""
         s = SUPERSAMPLE
         u, v = np.meshgrid((np.arange(width * s) + 0.5) / s, (np.arange(height * s) + 0.5) / s)
         dirs_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1],
@@ -187,7 +210,21 @@ class _Renderer:
                             else _box(origin, dirs, part))
             closer = t_hit < t
             t[closer], hit[closer], normal[closer] = t_hit[closer], index, n_hit[closer]
+        return origin, dirs, t, hit, normal
 
+    def shows(self, textures: tuple[str, ...], c2w: np.ndarray, K: np.ndarray, width: int,
+              height: int) -> np.ndarray:
+        """(H,W) share of each pixel whose visible surface wears one of `textures`."""
+        hit = self._cast(c2w, K, width, height)[3]
+        parts = [i for i, p in enumerate(self.kind.parts) if p.texture in textures]
+        s = SUPERSAMPLE
+        return np.isin(hit, parts).astype(float).reshape(height, s, width, s).mean(axis=(1, 3))
+
+    def render(self, c2w: np.ndarray, K: np.ndarray, width: int, height: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb (H,W,3) float in [0,1], alpha (H,W) product coverage in [0,1])."""
+        s = SUPERSAMPLE
+        origin, dirs, t, hit, normal = self._cast(c2w, K, width, height)
         points = origin + dirs * np.where(np.isfinite(t), t, 0.0)[:, None]
         light = 0.45 + 0.55 * np.clip(normal @ SUN, 0.0, 1.0)
         rgb = np.empty_like(dirs)
@@ -268,6 +305,19 @@ class SyntheticScene:
         """A view from any camera: (rgb (H,W,3) in [0,1], alpha (H,W) in [0,1])."""
         return self._renderer.render(np.asarray(c2w, float), np.asarray(K, float), width,
                                      height)
+
+    def shows(self, textures: tuple[str, ...], c2w: np.ndarray, K: np.ndarray, width: int,
+              height: int) -> np.ndarray:
+        """(H,W) bool: the pixels whose visible surface is mostly a part wearing one of
+        `textures` (a base, a light top)."""
+        return self._renderer.shows(textures, np.asarray(c2w, float), np.asarray(K, float),
+                                    width, height) > 0.5
+
+    def from_normalized(self, c2w_gl: np.ndarray) -> np.ndarray:
+        """An OpenGL camera-to-world of the normalized frame (as the render stage's orbit)
+        as an OpenCV camera-to-world of this scene's world."""
+        back = np.linalg.inv(self.to_normalized())
+        return transform_poses(back, (c2w_gl @ OPENCV_TO_OPENGL)[None])[0]
 
     def to_normalized(self) -> np.ndarray:
         """The similarity from this world to the normalized frame the colmap stage uses."""

@@ -19,6 +19,14 @@ from .dataset import Intrinsics
 GRABCUT_LONG_SIDE = 512
 """GrabCut runs on copies this size (its cost grows with pixels); masks are scaled back."""
 GRABCUT_ITERATIONS = 5
+BACKDROP_MAX_SPREAD = 6.0
+"""A backdrop whose colour strays more than this (8-bit levels, RMS) from a smooth model
+is not plain: its colour cannot tell the product from it."""
+BACKDROP_DEPARTURE = 4.0
+"""A pixel departs from a plain backdrop by this many times the backdrop's spread..."""
+BACKDROP_NOISE = 5.0
+"""...and by more than this many 8-bit levels in some channel."""
+BACKDROP_MIN_PIXELS = 500
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,12 @@ def grabcut_mask(rgb: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics, bo
         seeds[px[ok, 1], px[ok, 0]] = 1
         seeds = cv2.dilate(seeds, np.ones((3, 3), np.uint8)).astype(bool)
         labels[seeds & near] = cv2.GC_PR_FGD
+    # On a plain backdrop, what differs from it at all is probably product: GrabCut's own
+    # background model also learns from the box's surroundings, where a light part the
+    # shade of the sweep then reads as backdrop.
+    off = off_backdrop(small, labels == cv2.GC_BGD)
+    if off is not None:
+        labels[off & near & (labels == cv2.GC_PR_BGD)] = cv2.GC_PR_FGD
     has_background = np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any()
     if not (labels == cv2.GC_PR_FGD).any() or not has_background:
         return np.zeros((height, width), np.uint8)
@@ -134,6 +148,38 @@ def grabcut_mask(rgb: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics, bo
         soft = cv2.resize(fg.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         return (soft >= 0.5).astype(np.uint8) * 255
     return fg * 255
+
+
+def off_backdrop(rgb: np.ndarray, backdrop: np.ndarray) -> np.ndarray | None:
+    """(H,W) bool: the pixels whose colour departs from a plain backdrop, or None when the
+    backdrop is not plain (a textured table: colour then tells nothing).
+
+    The backdrop's colour is modelled from the pixels known to be backdrop (`backdrop`) as
+    a smooth (quadratic) function of the pixel's position, as light falls off across a
+    sweep; a pixel departs from it when it is off by several times the backdrop's own
+    spread and by more than the camera's noise."""
+    ys, xs = np.nonzero(backdrop)
+    if len(xs) < BACKDROP_MIN_PIXELS:
+        return None
+    h, w = backdrop.shape
+    pick = np.random.default_rng(0).choice(len(xs), min(len(xs), 20000), replace=False)
+    ys, xs = ys[pick], xs[pick]
+
+    def design(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        u, v = x / w - 0.5, y / h - 0.5
+        return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
+
+    colours = rgb[ys, xs].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design(xs, ys), colours, rcond=None)
+    spread = np.sqrt(np.mean((design(xs, ys) @ coef - colours) ** 2, axis=0))
+    if spread.max() > BACKDROP_MAX_SPREAD:
+        return None
+    gy, gx = np.mgrid[0:h, 0:w]
+    residual = np.abs(rgb.astype(np.float64) - design(gx, gy) @ coef)
+    off = ((residual > BACKDROP_DEPARTURE * np.maximum(spread, 1.0))
+           & (residual > BACKDROP_NOISE)).any(axis=-1)
+    # Pixels off the model alone are noise, and those at the edge of a patch half backdrop.
+    return cv2.erode(off.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
 
 
 def _keep_seeded_components(fg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
