@@ -2,15 +2,15 @@
 
     python bench/load.py --token nrf_… [--url http://127.0.0.1:8000] poll \
         [--clients 50] [--seconds 60] [--job JOB_UUID]
-    python bench/load.py --token nrf_… upload [--clients 10] [--photos 20] \
-        [--bystander-token nrf_…]
+    python bench/load.py --token nrf_… upload [--clients 10] [--photos 20] [--zip] \
+        [--size 1280x960] [--bystander-token nrf_…]
 
 `poll`: each client loops over the reads a product page polls (a job's progress,
 `spin.json` and a frame when --job names a succeeded job; the product list and usage
 otherwise) for --seconds. `upload`: each client creates a product and uploads --photos
-distinct JPEGs one request at a time, while a bystander (another user's token, or the same)
-signs nothing and reads `/api/usage` in a loop: its answers show whether uploads hold up
-other users (a 500 "database is locked" on SQLite used to).
+distinct JPEGs one request at a time (or all in one .zip with --zip), while a bystander
+(another user's token, or the same) reads `/api/usage` in a loop: its answers show whether
+uploads hold up other users (a 500 "database is locked" on SQLite used to).
 
 Prints, per kind of request, the count, req/s, p50/p95/p99 in ms and the errors by status.
 Loopback only and bounded: every loop ends at --seconds (poll) or after its photos
@@ -114,9 +114,19 @@ def jpeg(seed: int, width: int = 1280, height: int = 960) -> bytes:
 def multipart(name: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-            f"filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n").encode() + data + \
-        f"\r\n--{boundary}--\r\n".encode()
+            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def zipped(photos: list[bytes]) -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for i, data in enumerate(photos):
+            archive.writestr(f"IMG_{i:04d}.jpg", data)
+    return out.getvalue()
 
 
 def poll_paths(api: Api, job: str | None) -> list[tuple[str, str]]:
@@ -156,7 +166,8 @@ def run_poll(api: Api, args) -> Stats:
 def run_upload(api: Api, args) -> Stats:
     stats = Stats()
     bystander = Api(api.base, args.bystander_token or api.token)
-    photos = [jpeg(seed) for seed in range(args.photos * args.clients)]
+    width, height = (int(n) for n in args.size.split("x"))
+    photos = [jpeg(seed, width, height) for seed in range(args.photos * args.clients)]
     done = threading.Event()
 
     def client(n: int) -> None:
@@ -167,6 +178,12 @@ def run_upload(api: Api, args) -> Stats:
             stats.add("POST /api/products", 0.0, status)
             return
         product = json.loads(content)["id"]
+        mine = photos[n * args.photos:(n + 1) * args.photos]
+        if args.zip:
+            data, kind = multipart("photos.zip", zipped(mine))
+            api.timed(stats, f"POST photos (zip of {len(mine)})", "POST",
+                      f"/api/products/{product}/photos", body=data, content_type=kind)
+            return
         for i in range(args.photos):
             data, kind = multipart(f"IMG_{i:04d}.jpg", photos[n * args.photos + i])
             api.timed(stats, "POST photos (1 file)", "POST",
@@ -202,6 +219,8 @@ def main() -> None:
     upload = sub.add_parser("upload")
     upload.add_argument("--clients", type=int, default=10)
     upload.add_argument("--photos", type=int, default=20, help="per client")
+    upload.add_argument("--zip", action="store_true", help="one .zip per client")
+    upload.add_argument("--size", default="1280x960", help="photo size, WIDTHxHEIGHT")
     upload.add_argument("--bystander-token", help="another user's token for the reads "
                                                   "made while uploading")
     args = parser.parse_args()
