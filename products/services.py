@@ -172,7 +172,10 @@ def save_rows(product: Product, pending: list[int], results: list[FileResult]) -
     late: list[str] = []
     with transaction.atomic():
         # Lock the product so two uploads at once cannot pass the photo limit together.
-        locked = Product.objects.select_for_update().get(pk=product.pk)
+        locked = Product.objects.select_for_update().filter(pk=product.pk).first()
+        if locked is None:  # the caller removes the files written
+            raise ProductError(f"{product.name} was deleted while its photos were being "
+                               "uploaded; nothing was added.")
         known = dict(locked.photos.values_list("sha256", "original_name"))
         position = (locked.photos.aggregate(m=Max("position"))["m"] or 0) + 1
         for index in pending:

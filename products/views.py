@@ -152,7 +152,13 @@ def photos_upload(request: HttpRequest, pk: int) -> HttpResponse:
                                 f"last hour, the most allowed; try again in "
                                 f"{max(1, round(exc.wait / 60))} minutes.")
         return redirect(product)
-    results = services.add_photos(product, uploads)
+    try:
+        results = services.add_photos(product, uploads)
+    except services.ProductError as exc:  # the product was deleted meanwhile
+        if wants_json(request):
+            return JsonResponse({"detail": str(exc)}, status=409)
+        messages.error(request, str(exc))
+        return redirect("products:list")
     if wants_json(request):
         return JsonResponse({
             "photo_count": product.photos.count(),

@@ -243,6 +243,21 @@ def test_an_upload_stops_at_its_time_limit_and_keeps_what_it_checked(product, up
     assert product.photos.count() == 3
 
 
+def test_a_product_deleted_during_its_upload_keeps_no_files(product, uploads_dir,
+                                                              monkeypatch):
+    real = validation.check_image
+
+    def delete_meanwhile(name, data):
+        checked = real(name, data)
+        Product.objects.filter(pk=product.pk).delete()  # another request, meanwhile
+        return checked
+
+    monkeypatch.setattr(validation, "check_image", delete_meanwhile)
+    with pytest.raises(services.ProductError, match="was deleted while its photos"):
+        services.add_photos(product, [upload("a.jpg", jpeg(1))])
+    assert stored_files(uploads_dir) == []
+
+
 def test_photo_limit_per_product(product, uploads_dir, settings):
     settings.PHOTOS_PER_PRODUCT_MAX = 2
     results = services.add_photos(product, [upload(f"{i}.jpg", jpeg(i)) for i in range(3)])
