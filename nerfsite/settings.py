@@ -331,7 +331,7 @@ WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60)
 # Work one user may put on the shared worker at once (0: no limit): webhook endpoints,
 # test events not yet delivered, and turntable videos queued or being made.
 WEBHOOK_ENDPOINTS_PER_USER = env_int("WEBHOOK_ENDPOINTS_PER_USER", 10)
-WEBHOOK_TESTS_IN_FLIGHT_PER_USER = env_int("WEBHOOK_TESTS_IN_FLIGHT_PER_USER", 2)
+WEBHOOK_TESTS_IN_FLIGHT_PER_USER = env_int("WEBHOOK_TESTS_IN_FLIGHT_PER_USER", 1)
 VIDEOS_IN_FLIGHT_PER_USER = env_int("VIDEOS_IN_FLIGHT_PER_USER", 3)
 # django-axes first: it refuses a locked-out sign-in before the password is checked.
 AUTHENTICATION_BACKENDS = [

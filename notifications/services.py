@@ -111,13 +111,15 @@ def job_event_record(*, job_id: str, status: str) -> Event:
 
 def webhook_test_send(*, endpoint: WebhookEndpoint) -> Event:
     """A test event to this endpoint alone, sent once by the worker (no retries: the user
-    is watching the log). At most WEBHOOK_TESTS_IN_FLIGHT_PER_USER on their way at once:
-    each may hold a worker for WEBHOOK_TIMEOUT_SECONDS, and everyone's jobs, videos and
-    webhooks wait behind them."""
+    is watching the log). At most WEBHOOK_TESTS_IN_FLIGHT_PER_USER (1) on their way at
+    once: each may hold a worker for WEBHOOK_TIMEOUT_SECONDS, and with one at a time a
+    user's slow receiver holds one worker at most, never all of them."""
     limit = settings.WEBHOOK_TESTS_IN_FLIGHT_PER_USER
     if limit and selectors.test_events_in_flight(user=endpoint.user) >= limit:
-        raise NotificationLimit(f"{limit} test events are still on their way; wait until "
-                                "the delivery log shows how they went, then send another.")
+        waiting = ("A test event is still on its way" if limit == 1
+                   else f"{limit} test events are still on their way")
+        raise NotificationLimit(f"{waiting}; wait until the delivery log shows how it went, "
+                                "then send another.")
     event = _record_event(user=endpoint.user, type=Event.Type.TEST,
                           data=payloads.test_data(endpoint.url))
     transaction.on_commit(lambda: _enqueue_delivery(event, endpoint))

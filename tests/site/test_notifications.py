@@ -334,7 +334,7 @@ def test_test_events_on_their_way_are_limited_per_user(settings, owner, receiver
     settings.WEBHOOK_TESTS_IN_FLIGHT_PER_USER = 2
     endpoint, _ = services.webhook_endpoint_create(user=owner, url=receiver.url)
     events = [services.webhook_test_send(endpoint=endpoint) for _ in range(2)]
-    with pytest.raises(services.NotificationLimit, match="still on their way"):
+    with pytest.raises(services.NotificationLimit, match="2 test events are still on their way"):
         services.webhook_test_send(endpoint=endpoint)
     # Once one has been delivered (or failed), another may go.
     services.webhook_deliver(event_id=str(events[0].pk), endpoint_id=endpoint.pk, attempt=1)

@@ -108,7 +108,7 @@ def test_limits_per_user_are_409_in_the_error_schema(settings, api, receiver):
     test_url = f"/api/webhooks/endpoints/{first.json()['id']}/test"
     assert api.post(test_url).status_code == 202
     again = api.post(test_url)
-    assert again.status_code == 409 and "still on their way" in again.json()["detail"]
+    assert again.status_code == 409 and "A test event is still on its way" in again.json()["detail"]
 
 
 def test_the_api_needs_credentials():
