@@ -22,6 +22,7 @@ from .models import Event, NotificationSettings, WebhookDelivery, WebhookEndpoin
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "notifications.tasks.deliver_webhook"
+FIRST_ATTEMPTS_TASK = "notifications.tasks.deliver_first_attempts"
 EMAIL_TASK = "notifications.tasks.send_job_email"
 SECRET_PREFIX = "whsec_"
 JOB_EVENTS = {Job.Status.SUCCEEDED: Event.Type.JOB_SUCCEEDED,
@@ -78,17 +79,52 @@ def _record_event(*, user, type: str, data: dict, job: Job | None = None) -> Eve
     return event
 
 
-def _enqueue_delivery(event: Event, endpoint: WebhookEndpoint, attempt: int = 1) -> None:
+def _enqueue_delivery(event_id: str, endpoint_id: int, attempt: int = 1) -> None:
     from django_q.tasks import async_task  # django_q reads its settings on import
 
-    async_task(DELIVER_TASK, str(event.pk), endpoint.pk, attempt,
-               task_name=f"webhook-{event.pk}-{endpoint.pk}-{attempt}", group="webhooks")
+    async_task(DELIVER_TASK, event_id, endpoint_id, attempt,
+               task_name=f"webhook-{event_id}-{endpoint_id}-{attempt}", group="webhooks")
+
+
+def _enqueue_first_attempts(event_id: str, endpoint_ids: list[int]) -> None:
+    from django_q.tasks import async_task
+
+    if len(endpoint_ids) == 1:
+        _enqueue_delivery(event_id, endpoint_ids[0])
+    else:
+        async_task(FIRST_ATTEMPTS_TASK, event_id, endpoint_ids,
+                   task_name=f"webhooks-{event_id}-{endpoint_ids[0]}", group="webhooks")
+
+
+def webhook_first_attempts(*, event_id: str, endpoint_ids: list[int]) -> None:
+    """The first attempts of one event to several endpoints, one at a time: deliver to
+    the first, then queue a task for the rest, which goes behind every task queued
+    meanwhile. However many endpoints a user has and however slow they are, their
+    deliveries hold one worker at a time, and everyone else's jobs and videos go between
+    them. (Retries are one-off schedules per endpoint, spread out by their backoff.)
+
+    A fallback schedule for the rest is made before sending and deleted once the rest is
+    queued: if this worker dies mid-send, the scheduler carries on with the others."""
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    first, rest = endpoint_ids[0], endpoint_ids[1:]
+    fallback = f"webhooks {event_id} after {first}"
+    if rest:
+        schedule(FIRST_ATTEMPTS_TASK, event_id, rest, name=fallback,
+                 schedule_type=Schedule.ONCE, repeats=-1,
+                 next_run=timezone.now() + timedelta(
+                     seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 60))
+    webhook_deliver(event_id=event_id, endpoint_id=first, attempt=1)
+    if rest:
+        _enqueue_first_attempts(event_id, rest)
+        Schedule.objects.filter(name=fallback).delete()
 
 
 @transaction.atomic
 def job_event_record(*, job_id: str, status: str) -> Event:
-    """The event of a job that has just succeeded or failed, then (after commit) one
-    delivery per endpoint and the owner's email, each a worker task."""
+    """The event of a job that has just succeeded or failed, then (after commit) its
+    deliveries (webhook_first_attempts) and the owner's email, worker tasks."""
     from django_q.tasks import async_task
 
     job = Job.objects.select_related("product__owner").get(pk=job_id)
@@ -99,8 +135,8 @@ def job_event_record(*, job_id: str, status: str) -> Event:
     email = selectors.wants_job_email(user=owner)
 
     def enqueue() -> None:
-        for endpoint in endpoints:
-            _enqueue_delivery(event, endpoint)
+        if endpoints:
+            _enqueue_first_attempts(str(event.pk), [e.pk for e in endpoints])
         if email:
             async_task(EMAIL_TASK, str(event.pk), task_name=f"email-{event.pk}",
                        group="notifications")
@@ -122,7 +158,7 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> Event:
                                 "then send another.")
     event = _record_event(user=endpoint.user, type=Event.Type.TEST,
                           data=payloads.test_data(endpoint.url))
-    transaction.on_commit(lambda: _enqueue_delivery(event, endpoint))
+    transaction.on_commit(lambda: _enqueue_delivery(str(event.pk), endpoint.pk))
     return event
 
 

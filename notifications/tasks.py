@@ -11,5 +11,9 @@ def deliver_webhook(event_id: str, endpoint_id: int, attempt: int) -> str:
     return delivery.outcome if delivery else "skipped"
 
 
+def deliver_first_attempts(event_id: str, endpoint_ids: list[int]) -> None:
+    services.webhook_first_attempts(event_id=event_id, endpoint_ids=endpoint_ids)
+
+
 def send_job_email(event_id: str) -> bool:
     return services.job_email_send(event_id=event_id)

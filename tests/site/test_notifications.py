@@ -341,3 +341,57 @@ def test_test_events_on_their_way_are_limited_per_user(settings, owner, receiver
     services.webhook_test_send(endpoint=endpoint)
     with pytest.raises(services.NotificationLimit):
         services.webhook_test_send(endpoint=endpoint)
+
+
+def test_one_users_endpoints_get_a_job_event_one_at_a_time_behind_others_work(
+        product, storage, receiver, django_capture_on_commit_callbacks):
+    """Ten slow endpoints used to be ten tasks at once, holding every worker; now one
+    delivery at a time, and the rest queue behind what others queued meanwhile."""
+    endpoints = [services.webhook_endpoint_create(user=product.owner,
+                                                  url=f"{receiver.url}&n={n}")[0]
+                 for n in range(3)]
+    job = running_job(product)
+    finished_frames(job)
+    drain_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        transitions.job_succeed(job_id=str(job.pk), attempt=1, message="Done.",
+                                actual_cost=Decimal("0.1"))
+    tasks = [t for t in drain_queue() if t["func"] != "notifications.tasks.send_job_email"]
+    assert [t["func"] for t in tasks] == ["notifications.tasks.deliver_first_attempts"]
+    ids = list(tasks[0]["args"])[1]
+    assert sorted(ids) == sorted(e.pk for e in endpoints)
+
+    # Someone else's work is queued meanwhile (here: a stand-in task).
+    from django_q.tasks import async_task
+    async_task("math.floor", 1.5)
+    run_tasks(tasks)  # the first endpoint's delivery
+    assert len(receiver.requests) == 1
+    assert not Schedule.objects.filter(name__startswith="webhooks ").exists()  # fallback gone
+    order = drain_queue()
+    assert [t["func"] for t in order] == ["math.floor",
+                                          "notifications.tasks.deliver_first_attempts"]
+    assert list(order[1]["args"])[1] == ids[1:]
+    run_tasks(order[1:])
+    [last] = drain_queue()
+    assert (last["func"], list(last["args"])) == ("notifications.tasks.deliver_webhook",
+                                                  [str(Event.objects.get().pk), ids[2], 1])
+    run_tasks([last])
+    assert len(receiver.requests) == 3
+    assert set(WebhookDelivery.objects.values_list("outcome", flat=True)) == {"succeeded"}
+
+
+def test_a_worker_lost_mid_send_leaves_a_schedule_for_the_other_endpoints(owner,
+                                                                          monkeypatch):
+    event = Event.objects.create(user=owner, type="job.failed", payload={})
+    ids = [services.webhook_endpoint_create(user=owner, url=f"http://127.0.0.1:9/{n}")[0].pk
+           for n in range(3)]
+
+    def dies(**kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(services, "webhook_deliver", dies)
+    with pytest.raises(SystemExit):
+        services.webhook_first_attempts(event_id=str(event.pk), endpoint_ids=ids)
+    fallback = Schedule.objects.get(name=f"webhooks {event.pk} after {ids[0]}")
+    assert fallback.func == "notifications.tasks.deliver_first_attempts"
+    assert ast.literal_eval(fallback.args) == (str(event.pk), ids[1:])
