@@ -28,7 +28,7 @@ LIGHT = ("light",)
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    return make_scene(tmp_path_factory.mktemp("scene"), n_views=16, kind="light_on_white")
+    return make_scene(tmp_path_factory.mktemp("scene"), n_views=16, kind="light_top_on_white")
 
 
 def test_the_light_top_differs_from_the_sweep_by_a_few_levels_only(scene) -> None:
