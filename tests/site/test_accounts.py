@@ -93,6 +93,22 @@ def test_sign_up_answers_the_same_whatever_is_taken_and_tells_the_mailbox(
     assert len(mail.outbox) == 3
 
 
+def test_a_taken_address_or_username_costs_the_same_password_hashing(client, monkeypatch,
+                                                                     django_user_model):
+    """The hasher is most of a sign-up's time: skipping it when nothing is made would
+    tell a taken address by how fast the answer comes."""
+    from accounts import services
+
+    django_user_model.objects.create_user("old", email="old@example.com")
+    hashed = []
+    real = services.make_password
+    monkeypatch.setattr(services, "make_password", lambda p: hashed.append(p) or real(p))
+    sign_up(client, username="x1", email="old@example.com")
+    sign_up(client, username="OLD", email="y@example.com")
+    sign_up(client, username="fresh", email="z@example.com")
+    assert hashed == [PASSWORD] * 3
+
+
 def test_someone_signing_up_with_my_address_cannot_take_it(client, django_user_model):
     """A squatter signs up with the owner's address and a password of their own: the
     owner can still sign up, their confirmation takes the address, and clicking the
