@@ -65,10 +65,11 @@ from pipeline.engine.trainset import sparse_product_points  # noqa: E402
 from pipeline.engine.workspace import Workspace  # noqa: E402
 from tests.synthetic_scene import BASE_TEXTURES, make_scene, umeyama  # noqa: E402
 
-try:  # the render stage's framing; an engine from before it framed the crop box
-    from pipeline.engine.framing import density_grid, frame_product, model_density
+try:  # the render stage's framing and floater clearing; an earlier engine had neither
+    from pipeline.engine.framing import frame_product
+    from pipeline.engine.render import load_for_rendering
 except ImportError:  # pragma: no cover - for measuring an earlier engine
-    frame_product = None
+    frame_product = load_for_rendering = None
 
 HOLD_OUT_EVERY = 8
 SKULL = Path("/work/shared/datasets/skull")
@@ -204,8 +205,8 @@ def stray_share(alpha: np.ndarray, alpha_true: np.ndarray) -> float:
     return float(((alpha > STRAY_ALPHA) & (near == 0)).mean())
 
 
-def orbit_views(ws: Workspace, model: Any, chunk: int, device: str, size: int, count: int
-                ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+def orbit_views(ws: Workspace, model: Any, grid: Any, chunk: int, device: str, size: int,
+                count: int) -> list[tuple[Any, np.ndarray, np.ndarray]]:
     """`count` frames of the job's orbit as the render stage frames them: (orbit frame,
     OpenCV intrinsics K, RGBA)."""
     import torch
@@ -213,7 +214,6 @@ def orbit_views(ws: Workspace, model: Any, chunk: int, device: str, size: int, c
     product = load_product(ws)
     box = product.crop_box
     if frame_product is not None:
-        grid = density_grid(model_density(model, device), box)
         shot, path = frame_product(grid, box, product.elevation_deg, product.camera_distance,
                                    count, 1, size)
         focal, cx, cy = shot.focal, shot.cx, shot.cy
@@ -293,7 +293,10 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
     p = get_preset(preset, device)
     import torch
 
-    pipeline, _ = load_pipeline(ws, device)
+    if load_for_rendering is not None:
+        pipeline, _, grid = load_for_rendering(ws, device)
+    else:
+        (pipeline, _), grid = load_pipeline(ws, device), None
     model = pipeline.model
     box = load_product(ws).crop_box
     chunk = chunk_rays(device, sum(model.config.num_proposal_samples_per_ray)
@@ -342,7 +345,7 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
     render_s = time.monotonic() - started
 
     started = time.monotonic()
-    spin = orbit_views(ws, model, chunk, device, p.frame_size, orbit_frames)
+    spin = orbit_views(ws, model, grid, chunk, device, p.frame_size, orbit_frames)
     coverage = base_coverage(truth.scene, frames, spin) if truth.scene is not None else []
     orbit_s = time.monotonic() - started
 

@@ -12,29 +12,23 @@ frame, and put the silhouettes' mean centre at the frame's centre.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .density import LINKED_OPACITY, DensityGrid
 from .errors import InputError
 from .masks import ProductBox
 from .orbit import OrbitFrame, framing, orbit
 from .presets import DEFAULT_FILL_PERCENT, MAX_FILL_PERCENT, MIN_FILL_PERCENT
 
-GRID_CELLS = 128
-"""Density samples along the crop box's longest side (about a hull voxel each)."""
 SILHOUETTE_ALPHA = 0.5
 """A frame's pixel is product where its alpha reaches this (as the quality bench counts)."""
-FAINT_OPACITY = 0.002
-"""Cells that stop less light than this are left out of the projections: they cannot
-add up to a silhouette."""
 MIN_BLOB_SHARE = 0.02
 """Patches of a silhouette smaller than this share of it are floaters: they do not steer
 the framing."""
 MAX_AZIMUTHS = 120
 """Silhouettes measured per row at most (every 3°): they change smoothly with azimuth."""
-DENSITY_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -61,72 +55,36 @@ def check_fill(percent: int) -> None:
                          f"(percent of the frame the product spans); got {percent}.")
 
 
-@dataclass(frozen=True)
-class DensityGrid:
-    """The product's density sampled on a regular grid: the cells that stop some light."""
-
-    centres: np.ndarray
-    """(M,3) centres of those cells."""
-    depth: np.ndarray
-    """(M,) optical depth across one cell (density × edge)."""
-    step: float
-    """Edge of a (cubic) cell."""
-
-
-def density_grid(density_at: Callable[[np.ndarray], np.ndarray], box: ProductBox,
-                 cells: int = GRID_CELLS) -> DensityGrid:
-    """`density_at` (positions (N,3) to densities (N,)) sampled on a grid over `box`."""
-    extent = box.hi - box.lo
-    step = float(extent.max() / cells)
-    shape = tuple(max(1, math.ceil(extent[i] / step)) for i in range(3))
-    axes = [box.lo[i] + (np.arange(shape[i]) + 0.5) * step for i in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    depth = np.concatenate([np.maximum(density_at(grid[i:i + DENSITY_CHUNK]), 0) * step
-                            for i in range(0, len(grid), DENSITY_CHUNK)])
-    kept = 1 - np.exp(-depth) >= FAINT_OPACITY
-    return DensityGrid(grid[kept], depth[kept], step)
-
-
-def model_density(model: object, device: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The trained nerfstudio model's density (the hull carving included) at positions."""
-    import torch
-
-    field = model.field  # type: ignore[attr-defined]
-
-    def density_at(points: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            positions = torch.as_tensor(points, dtype=torch.float32, device=device)
-            return field.density_fn(positions).float().reshape(-1).cpu().numpy()
-    return density_at
-
-
 def silhouette_bounds(grid: DensityGrid, frame: OrbitFrame, distance: float
                       ) -> tuple[float, float, float, float] | None:
     """x0, x1, y0, y1 of the product's silhouette seen from `frame`, at focal length 1 (x
     right, y up), or None when nothing reaches the silhouette's alpha.
 
-    The cells' optical depths are summed into bins two cells wide at the orbit's distance
-    (four columns of cells a bin), so a bin's alpha is what a ray through it would
-    accumulate."""
+    The cells' optical depths are summed into bins a cell wide at the orbit's distance, so a
+    bin's alpha is what a ray through it would accumulate; a bin that no cell centre fell in
+    (cells near the camera look bigger than a bin) is closed over by its neighbours."""
     import cv2
 
-    cam = (grid.centres - frame.c2w[:3, 3]) @ frame.c2w[:3, :3]  # OpenGL: looking down -z
+    centres, optical = grid.cells()
+    cam = (centres - frame.c2w[:3, 3]) @ frame.c2w[:3, :3]  # OpenGL: looking down -z
     depth = np.maximum(-cam[:, 2], 1e-6)
     x, y = cam[:, 0] / depth, cam[:, 1] / depth
-    size = 2 * grid.step / distance
+    size = grid.step / distance
     ix = np.floor((x - x.min()) / size).astype(np.int64)
     iy = np.floor((y - y.min()) / size).astype(np.int64)
     bins = np.zeros((iy.max() + 1, ix.max() + 1))
-    np.add.at(bins, (iy, ix), grid.depth)
-    inside = (1 - np.exp(-bins / 4) >= SILHOUETTE_ALPHA).astype(np.uint8)
+    np.add.at(bins, (iy, ix), optical)
+    inside = (1 - np.exp(-np.pad(bins, 1)) >= SILHOUETTE_ALPHA).astype(np.uint8)
+    inside = cv2.morphologyEx(inside, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
     if count < 2:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(areas >= MIN_BLOB_SHARE * areas.sum()) + 1
     rows, cols = np.nonzero(np.isin(labels, keep))
-    return (x.min() + cols.min() * size, x.min() + (cols.max() + 1) * size,
-            y.min() + rows.min() * size, y.min() + (rows.max() + 1) * size)
+    # Bin centres (the padding shifted them by one): an edge lies inside its bin.
+    return (x.min() + (cols.min() - 0.5) * size, x.min() + (cols.max() - 0.5) * size,
+            y.min() + (rows.min() - 0.5) * size, y.min() + (rows.max() - 0.5) * size)
 
 
 def frame_product(grid: DensityGrid, box: ProductBox,
@@ -141,10 +99,9 @@ def frame_product(grid: DensityGrid, box: ProductBox,
     silhouette can be found (an empty model) the frame holds the crop box as before."""
     check_fill(fill_percent)
     fallback = framing(box, camera_distance, size)
-    if len(grid.centres):
-        opaque = grid.centres[1 - np.exp(-grid.depth) >= FAINT_OPACITY * 10]
-        solid = opaque if len(opaque) else grid.centres
-        lo, hi = solid.min(axis=0), solid.max(axis=0)
+    centres, _ = grid.cells(LINKED_OPACITY)
+    if len(centres):
+        lo, hi = centres.min(axis=0), centres.max(axis=0)
         center = (lo + hi) / 2
         distance = max(camera_distance, 1.5 * float(np.linalg.norm(hi - lo)) / 2)
         path = orbit(elevation_deg, distance, frames, rows, center=center)

@@ -28,15 +28,10 @@ from PIL import Image
 
 from .compare import compare_views, pick_views
 from .dataset import Intrinsics
+from .density import DensityGrid, clear_floaters, density_grid, model_density
 from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
-from .framing import (
-    Framing,
-    check_fill,
-    density_grid,
-    frame_product,
-    model_density,
-)
+from .framing import Framing, check_fill, frame_product
 from .mask_review import review_masks
 from .masks import ProductBox
 from .presets import DEFAULT_FILL_PERCENT, DEFAULT_PRESET, get_preset
@@ -135,6 +130,17 @@ def load_pipeline(ws: Workspace, device: str) -> tuple[Any, int]:
     return pipeline, int(state["step"])
 
 
+def load_for_rendering(ws: Workspace, device: str) -> tuple[Any, int, DensityGrid]:
+    """The trained pipeline as frames render it: its floaters carved out of its hull (see
+    density.py), with its density grid (floaters left out), and its step."""
+    pipeline, step = load_pipeline(ws, device)
+    grid = density_grid(model_density(pipeline.model, device), load_product(ws).crop_box)
+    grid, cleared = clear_floaters(pipeline.model.field, grid)
+    if cleared:
+        log.info("cleared %d hull voxels of floaters apart from the product", cleared)
+    return pipeline, step, grid
+
+
 def render(
     ws: Workspace,
     *,
@@ -166,10 +172,9 @@ def render(
     import torch
 
     warnings.filterwarnings("ignore", category=UserWarning, module=r"nerfstudio\.")
-    pipeline, step = load_pipeline(ws, device)
+    pipeline, step, grid = load_for_rendering(ws, device)
     model = pipeline.model
     box = product.crop_box
-    grid = density_grid(model_density(model, device), box)
     shot, path = frame_product(grid, box, product.elevation_deg, product.camera_distance,
                                frames, rows, size, fill)
     samples = sum(model.config.num_proposal_samples_per_ray) + model.config.num_nerf_samples_per_ray

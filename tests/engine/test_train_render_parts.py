@@ -94,3 +94,50 @@ def test_presets_are_sized_for_the_device(monkeypatch) -> None:
     assert get_preset("test", "cpu").iterations <= 200
     with pytest.raises(InputError, match="Unknown preset"):
         get_preset("ultra", "cpu")
+
+
+def solid_and_speck(points: np.ndarray) -> np.ndarray:
+    """A density field: a solid ball (the product), a faint haze around it, and a small
+    dense speck apart from it (a floater)."""
+    from_body = np.linalg.norm(points - [0.0, 0.0, -0.2], axis=1)
+    from_speck = np.linalg.norm(points - [0.35, 0.3, 0.6], axis=1)
+    return np.where(from_body < 0.3, 200.0, 0.0) + np.where(from_body < 0.34, 2.0, 0.0) + \
+        np.where(from_speck < 0.03, 200.0, 0.0)
+
+
+def test_floaters_apart_from_the_product_are_told_from_it() -> None:
+    from pipeline.engine.density import density_grid, product_cells
+
+    grid = density_grid(solid_and_speck, BOX, cells=64)
+    body = product_cells(grid)
+    centres = grid.lo + (np.argwhere(np.ones(body.shape, bool)) + 0.5) * grid.step
+    kept = body.reshape(-1)
+    at_body = np.linalg.norm(centres - [0.0, 0.0, -0.2], axis=1)
+    at_speck = np.linalg.norm(centres - [0.35, 0.3, 0.6], axis=1)
+    assert kept[at_body < 0.33].all()  # the body and its soft edge
+    assert not kept[at_speck < 0.03].any()  # the speck goes
+    assert not kept[at_body > 0.34 + 4 * grid.step].any()  # nothing far from the body
+    # Nothing solid at all (an untrained model): nothing is told apart, all is kept.
+    assert product_cells(density_grid(lambda p: np.zeros(len(p)), BOX, cells=16)).all()
+
+
+def test_framing_fills_the_frame_with_the_silhouette_and_centres_it() -> None:
+    from pipeline.engine.density import density_grid, product_cells
+    from pipeline.engine.framing import frame_product
+
+    grid = density_grid(solid_and_speck, BOX, cells=64)
+    grid = grid.only(product_cells(grid))
+    shot, path = frame_product(grid, BOX, (10.0, 25.0, 40.0), 3.0, 8, 1, 200, 80)
+    assert shot.fill == 0.8 and len(path) == 8
+    # The ball's radius 0.3 at about 3.0 from the camera: its silhouette spans 80 % of 200.
+    centre = np.array([0.0, 0.0, -0.2])
+    assert np.allclose(shot.center, centre, atol=0.03)
+    for frame in path:
+        eye = frame.c2w[:3, 3]
+        distance = np.linalg.norm(eye - centre)
+        half = np.tan(np.arcsin(0.3 / distance)) * shot.focal
+        assert 2 * half / 200 == pytest.approx(0.8, abs=0.04)
+        cam = (centre - eye) @ frame.c2w[:3, :3]
+        u = shot.cx + shot.focal * cam[0] / -cam[2]
+        v = shot.cy - shot.focal * cam[1] / -cam[2]
+        assert abs(u - 100) < 5 and abs(v - 100) < 5  # a grid cell is 6.6 px here
