@@ -67,9 +67,9 @@ from tests.synthetic_scene import BASE_TEXTURES, make_scene, umeyama  # noqa: E4
 
 try:  # the render stage's framing and floater clearing; an earlier engine had neither
     from pipeline.engine.framing import frame_product
-    from pipeline.engine.render import load_for_rendering
+    from pipeline.engine.render import load_for_rendering, rendered_framing
 except ImportError:  # pragma: no cover - for measuring an earlier engine
-    frame_product = load_for_rendering = None
+    frame_product = load_for_rendering = rendered_framing = None
 
 HOLD_OUT_EVERY = 8
 SKULL = Path("/work/shared/datasets/skull")
@@ -163,12 +163,14 @@ def hold_out(ws: Workspace) -> tuple[list[str], list[str], list[str], dict[str, 
     every placed frame by name)."""
     summary = json.loads((ws.colmap_dir / "summary.json").read_text())
     names = [entry["name"] for entry in summary["images"]]
-    frames = {f.name: f for f in read_transforms(ws.transforms_json)}
+    everything = ws.dataset_dir / "transforms_all.json"
     held = [n for i, n in enumerate(names) if i % HOLD_OUT_EVERY == 0]
-    doc = json.loads(ws.transforms_json.read_text())
-    shutil.copy(ws.transforms_json, ws.dataset_dir / "transforms_all.json")
-    doc["frames"] = [e for e in doc["frames"] if Path(e["file_path"]).name not in held]
-    ws.transforms_json.write_text(json.dumps(doc, indent=2))
+    if not everything.exists():  # not held out yet (--reuse finds them held out)
+        shutil.copy(ws.transforms_json, everything)
+        doc = json.loads(ws.transforms_json.read_text())
+        doc["frames"] = [e for e in doc["frames"] if Path(e["file_path"]).name not in held]
+        ws.transforms_json.write_text(json.dumps(doc, indent=2))
+    frames = {f.name: f for f in read_transforms(everything)}
     unplaced = [n for n in names if n not in frames]
     return names, held, unplaced, frames
 
@@ -216,6 +218,8 @@ def orbit_views(ws: Workspace, model: Any, grid: Any, chunk: int, device: str, s
     if frame_product is not None:
         shot, path = frame_product(grid, box, product.elevation_deg, product.camera_distance,
                                    count, 1, size)
+        with torch.no_grad():
+            shot = rendered_framing(model, shot, path, box, chunk, device, size)
         focal, cx, cy = shot.focal, shot.cx, shot.cy
     else:
         focal, distance = framing(box, product.camera_distance, size)
@@ -270,9 +274,11 @@ def base_coverage(scene: Any, frames: dict[str, Frame],
 
 
 def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
-              device: str) -> dict[str, Any]:
+              device: str, reuse: bool = False) -> dict[str, Any]:
     work = root / name
-    shutil.rmtree(work, ignore_errors=True)
+    reuse = reuse and (work / "ws" / "dataset" / "transforms_all.json").exists()
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
     if name == "skull":
         truth = Truth(name, SKULL)
     else:
@@ -281,7 +287,8 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
     ws = Workspace(work / "ws").ensure()
 
     started = time.monotonic()
-    poses = estimate_poses(ws, images=truth.photos_dir)
+    if not reuse:
+        estimate_poses(ws, images=truth.photos_dir)
     poses_s = time.monotonic() - started
     names, held, unplaced, frames = hold_out(ws)
     trained_names = [n for n in names if n not in held and n in frames]
@@ -356,7 +363,8 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
 
     return {
         "scene": name, "preset": preset, "device": device,
-        "photos": len(names), "placed": poses.placed, "unplaced": unplaced,
+        "photos": len(names), "placed": len(frames), "unplaced": unplaced,
+        "reused": reuse,
         "trained_on": trained.photos, "trainable": len(trained_names),
         "held_out": len(held), "held_out_placed": len(scored),
         "held_out_not_placed": [r["photo"] for r in rows if not r.get("placed")],
@@ -384,6 +392,9 @@ def print_table(result: dict[str, Any]) -> None:
           f"{result['held_out']}, of which placed {result['held_out_placed']}"
           + (f" (not placed, not scored: {', '.join(result['held_out_not_placed'])})"
              if result["held_out_not_placed"] else ""))
+    if result.get("reused"):
+        print("poses and model reused from an earlier run (--reuse): seconds below are not "
+              "theirs")
     print(f"seconds: poses {s['poses']}, train {s['train']} ({result['steps']} steps, "
           f"{result['seconds_per_step']} s/step), held-out renders {s['render']}, "
           f"orbit check {s['orbit']}")
@@ -423,6 +434,9 @@ def main() -> None:
     parser.add_argument("--orbit-frames", type=int, default=12,
                         help="orbit frames checked for the base (the job's orbit, subsampled)")
     parser.add_argument("--out", type=Path, help="keep the workspaces here (default: temp)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --out: keep the poses and trained models an earlier run "
+                        "left there and measure again (after a change to rendering)")
     args = parser.parse_args()
 
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-quality-"))
@@ -434,7 +448,8 @@ def main() -> None:
         if name == "skull" and not SKULL.is_dir():
             print(f"\n== skull: no photos at {SKULL}; skipped")
             continue
-        result = run_scene(name, root, args.preset, args.views, args.orbit_frames, device)
+        result = run_scene(name, root, args.preset, args.views, args.orbit_frames, device,
+                           args.reuse)
         print_table(result)
         (root / name / "result.json").write_text(json.dumps(result, indent=2))
         results.append(result)

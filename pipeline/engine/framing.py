@@ -12,7 +12,7 @@ frame, and put the silhouettes' mean centre at the frame's centre.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +27,7 @@ SILHOUETTE_ALPHA = 0.5
 MIN_BLOB_SHARE = 0.02
 """Patches of a silhouette smaller than this share of it are floaters: they do not steer
 the framing."""
+WIDEST_FRAMES = 3
 MAX_AZIMUTHS = 120
 """Silhouettes measured per row at most (every 3°): they change smoothly with azimuth."""
 
@@ -47,6 +48,18 @@ class Framing:
     fill: float | None
     """The widest silhouette's share of the frame, or None when the product's cells could
     not be found and the frame holds the crop box instead."""
+    offset: tuple[float, float] = (0.0, 0.0)
+    """The silhouettes' mean centre at focal length 1 (x right, y up): the frame's middle."""
+    widest: tuple[int, ...] = ()
+    """The orbit frames whose silhouettes reach farthest from the middle, widest first."""
+
+    def reaching(self, reach: float, size: int) -> Framing:
+        """This framing for silhouettes that reach `reach` (at focal length 1) from the
+        middle at the farthest: the focal length that makes them span the fill."""
+        assert self.fill is not None
+        focal = self.fill * size / 2 / max(reach, 1e-9)
+        ox, oy = self.offset
+        return replace(self, focal=focal, cx=size / 2 - focal * ox, cy=size / 2 + focal * oy)
 
 
 def check_fill(percent: int) -> None:
@@ -106,17 +119,18 @@ def frame_product(grid: DensityGrid, box: ProductBox,
         distance = max(camera_distance, 1.5 * float(np.linalg.norm(hi - lo)) / 2)
         path = orbit(elevation_deg, distance, frames, rows, center=center)
         every = max(1, math.ceil(frames / MAX_AZIMUTHS))
-        measured = [b for i, frame in enumerate(path) if (i % frames) % every == 0
-                    and (b := silhouette_bounds(grid, frame, distance)) is not None]
+        measured = {i: b for i, frame in enumerate(path) if (i % frames) % every == 0
+                    and (b := silhouette_bounds(grid, frame, distance)) is not None}
         if measured:
-            bounds = np.array(measured)
+            bounds = np.array(list(measured.values()))
             # One offset for the whole orbit: the mean of the silhouettes' centres.
             ox = float(np.mean((bounds[:, 0] + bounds[:, 1]) / 2))
             oy = float(np.mean((bounds[:, 2] + bounds[:, 3]) / 2))
-            half = float(np.max(np.abs(bounds - np.array([ox, ox, oy, oy]))))
-            focal = fill_percent / 100 * size / 2 / max(half, 1e-9)
-            return Framing(focal, size / 2 - focal * ox, size / 2 + focal * oy, distance,
-                           center, fill_percent / 100), path
+            reach = np.abs(bounds - np.array([ox, ox, oy, oy])).max(axis=1)
+            widest = tuple(np.array(list(measured))[np.argsort(-reach)[:WIDEST_FRAMES]])
+            shot = Framing(1.0, 0.0, 0.0, distance, center, fill_percent / 100, (ox, oy),
+                           tuple(int(i) for i in widest))
+            return shot.reaching(float(reach.max()), size), path
     focal, distance = fallback
     return (Framing(focal, size / 2, size / 2, distance, box.center, None),
             orbit(elevation_deg, distance, frames, rows, center=box.center))

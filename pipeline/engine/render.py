@@ -34,6 +34,7 @@ from .errors import InputError, ResourceError
 from .framing import Framing, check_fill, frame_product
 from .mask_review import review_masks
 from .masks import ProductBox
+from .orbit import OrbitFrame
 from .presets import DEFAULT_FILL_PERCENT, DEFAULT_PRESET, get_preset
 from .product import load_product
 from .progress import Progress, write_json_atomic
@@ -52,6 +53,10 @@ HOST_BYTES_PER_PIXEL = 96
 """Host memory per frame pixel: ray origins and directions, outputs, the RGBA image."""
 BYTES_PER_SAMPLE = 3072
 """Device memory per sample along a ray while the model evaluates it (measured with margin)."""
+CHECK_SIZE = 128
+"""Frames the framing is checked on are rendered this small..."""
+CHECK_ZOOM_OUT = 0.8
+"""...and zoomed out this much, so that no silhouette falls off their edge."""
 ALPHA_FLOOR = 1.0 / 255
 """Accumulation below this is transparent: haze a PNG could not show anyway."""
 
@@ -141,6 +146,31 @@ def load_for_rendering(ws: Workspace, device: str) -> tuple[Any, int, DensityGri
     return pipeline, step, grid
 
 
+def rendered_framing(model: Any, shot: Framing, path: list[OrbitFrame], box: ProductBox,
+                     chunk: int, device: str, size: int) -> Framing:
+    """`shot` checked against the frames themselves: the orbit's widest frames, rendered
+    small and zoomed out (nothing may fall off their edge), give the reach of the rendered
+    silhouettes (alpha > 0.5), which the density grid only estimates; the focal length is
+    set from it."""
+    if shot.fill is None or not shot.widest:
+        return shot
+    small = min(size, CHECK_SIZE)
+    scale = small / size * CHECK_ZOOM_OUT
+    focal = shot.focal * scale
+    cx, cy = small / 2 - focal * shot.offset[0], small / 2 + focal * shot.offset[1]
+    ox, oy = shot.offset
+    reach = 0.0
+    for index in shot.widest:
+        rgba, _ = render_view(model, View(path[index].c2w, focal, focal, cx, cy, small, small),
+                              box, chunk, device)
+        ys, xs = np.nonzero(rgba[..., 3] > 127)
+        if len(xs):
+            edges = np.array([(xs.min() - cx) / focal - ox, (xs.max() + 1 - cx) / focal - ox,
+                              (cy - ys.min()) / focal - oy, (cy - ys.max() - 1) / focal - oy])
+            reach = max(reach, float(np.abs(edges).max()))
+    return shot.reaching(reach, size) if reach > 0 else shot
+
+
 def render(
     ws: Workspace,
     *,
@@ -179,6 +209,8 @@ def render(
                                frames, rows, size, fill)
     samples = sum(model.config.num_proposal_samples_per_ray) + model.config.num_nerf_samples_per_ray
     chunk = chunk_rays(device, samples)
+    with torch.no_grad():
+        shot = rendered_framing(model, shot, path, box, chunk, device, size)
     log.info("rendering %d frames of %d px on %s, %d rays per chunk", len(path), size, device,
              chunk)
 
