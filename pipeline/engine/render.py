@@ -268,7 +268,8 @@ def render(
         "principal_point_px": [round(shot.cx, 3), round(shot.cy, 3)],
         "camera_distance": round(shot.distance, 4),
         "orbit_center": [round(float(v), 5) for v in shot.center],
-        "fill_percent": fill if shot.fill is not None else None,
+        # The asked share; "box" where no silhouette was found (an untrained model).
+        "fill_percent": fill, "framed_to": "product" if shot.fill is not None else "box",
         "model_step": step, "frames": entries,
     }
     write_json_atomic(ws.manifest_json, manifest)

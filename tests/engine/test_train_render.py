@@ -230,7 +230,8 @@ def test_frames_are_filled_by_the_product_and_centred_on_it(trained: Path) -> No
         assert fill - 5 <= 100 * widest <= fill + 5, (fill, widest)
         assert off <= 0.05, (fill, off)
         manifest = json.loads((trained / "frames" / "manifest.json").read_text())
-        assert manifest["fill_percent"] == fill and manifest["model_step"] == 119
+        assert manifest["fill_percent"] == fill and manifest["framed_to"] == "product"
+        assert manifest["model_step"] == 119
         # One camera setup for the whole orbit: no pumping from frame to frame.
         assert len(manifest["principal_point_px"]) == 2 and manifest["focal_px"] > 0
 

@@ -317,7 +317,9 @@ def test_retry_after_a_render_failure_renders_only_then_rerender_after_cleanup(
     again.refresh_from_db()
     manifest = read_manifest(again)
     assert (manifest["count"], manifest["rows"], manifest["width"]) == (6, 2, 40)
+    # Four training steps leave no silhouette to frame: the box is framed instead.
     assert manifest["fill_percent"] == again.frame_fill == 70
+    assert manifest["framed_to"] in ("product", "box")
     assert again.colmap_started_at is None and again.train_started_at is None
     assert [e["stage"] for e in again.stage_log] == ["render"]
     assert not LocalBackend().workspace_exists(str(again.pk))  # cleaned after collecting
