@@ -111,7 +111,6 @@ def frame_product(grid: DensityGrid, box: ProductBox,
     toward its margins), at the capture's distance: the photos' perspective. Where no
     silhouette can be found (an empty model) the frame holds the crop box as before."""
     check_fill(fill_percent)
-    fallback = framing(box, camera_distance, size)
     centres, _ = grid.cells(LINKED_OPACITY)
     if len(centres):
         lo, hi = centres.min(axis=0), centres.max(axis=0)
@@ -131,6 +130,6 @@ def frame_product(grid: DensityGrid, box: ProductBox,
             shot = Framing(1.0, 0.0, 0.0, distance, center, fill_percent / 100, (ox, oy),
                            tuple(int(i) for i in widest))
             return shot.reaching(float(reach.max()), size), path
-    focal, distance = fallback
+    focal, distance = framing(box, camera_distance, size)
     return (Framing(focal, size / 2, size / 2, distance, box.center, None),
             orbit(elevation_deg, distance, frames, rows, center=box.center))

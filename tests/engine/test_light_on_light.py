@@ -7,6 +7,7 @@ show it. True poses (no COLMAP: faster), the CPU `test` preset (tiny by design).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.engine.orbit import orbit
 from pipeline.engine.product import load_product
 from pipeline.engine.trainset import prepare_training_set
 from pipeline.engine.workspace import Workspace
@@ -70,14 +72,10 @@ def test_frames_show_the_light_top(scene, tmp_path: Path) -> None:
                                str(tmp_path), *args[1:]], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
-    import json
-
     manifest = json.loads((tmp_path / "frames" / "manifest.json").read_text())
     focal = manifest["focal_px"]
     cx, cy = manifest["principal_point_px"]
     k = np.array([[focal, 0, cx], [0, focal, cy], [0, 0, 1]])
-    from pipeline.engine.orbit import orbit
-
     product = load_product(Workspace(tmp_path))
     path = orbit(product.elevation_deg, manifest["camera_distance"], 4,
                  center=np.array(manifest["orbit_center"]))
