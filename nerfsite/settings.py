@@ -15,6 +15,8 @@ import dj_email_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from pipeline.engine.catalogue import STAGES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -233,10 +235,11 @@ MODAL_VOLUME_CLEANUP_HOURS = env_int("MODAL_VOLUME_CLEANUP_HOURS", 48)
 # --- Jobs (pipeline.tasks) ----------------------------------------------------------
 JOB_MIN_PHOTOS = env_int("JOB_MIN_PHOTOS", 8)
 # Seconds each engine stage may run before it is stopped and the job fails.
+# JOB_COLMAP_TIME_LIMIT, JOB_TRAIN_TIME_LIMIT, JOB_RENDER_TIME_LIMIT; defaults 1 h, 3 h
+# and 90 min, from the stage catalogue.
 JOB_STAGE_TIME_LIMITS = {
-    "colmap": env_int("JOB_COLMAP_TIME_LIMIT", 3600),
-    "train": env_int("JOB_TRAIN_TIME_LIMIT", 3 * 3600),
-    "render": env_int("JOB_RENDER_TIME_LIMIT", 90 * 60),
+    stage.name: env_int(f"JOB_{stage.name.upper()}_TIME_LIMIT", stage.time_limit_s)
+    for stage in STAGES.values() if stage.time_limit_s is not None
 }
 # A running job whose worker has not written a heartbeat for this long is stale (the
 # worker died): the recovery schedule resumes it ("resume") or fails it ("fail").

@@ -22,6 +22,7 @@ from pipeline import (
     video_selectors,
     video_services,
 )
+from pipeline.engine.catalogue import ENGINE_STAGES, STAGES
 from pipeline.engine.presets import PRESET_NAMES
 from pipeline.models import Job, Video
 from products.models import Product
@@ -455,11 +456,7 @@ def stage_endpoint(stage: str):
     return run
 
 
-STAGE_DOCS = {
-    "colmap": "Find the camera poses of an existing job's photos (COLMAP) and stop.",
-    "train": "Train the NeRF of a job whose poses are done, and stop.",
-    "render": "Render (and publish) the frames of a job whose model is trained.",
-}
+STAGE_DOCS = {name: STAGES[name].summary for name in ENGINE_STAGES}
 for _stage, _doc in STAGE_DOCS.items():
     nerf_router.post(f"/{_stage}", response=responses({202: JobOut}, 409),
                      summary=_doc, operation_id=f"nerf_{_stage}",

@@ -20,6 +20,8 @@ from typing import Any
 
 from django.http import FileResponse, Http404
 
+from pipeline.engine.workspace import MASKS_JSON
+
 from .models import Job
 from .storage import job_compare_dir
 
@@ -28,7 +30,6 @@ IMAGE_KINDS = ("photo", "render")
 MASK_KIND = "mask"
 METRICS = ("psnr", "ssim", "alpha_iou")
 MAX_VIEWS = 10
-MASKS_JSON = "masks.json"
 MASK_FLAGS = ("too_little", "too_much", "edge")
 
 

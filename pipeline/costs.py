@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from pipeline.engine.catalogue import DEFAULT_GPU, GPUS, get_preset
+from pipeline.engine.catalogue import (
+    DEFAULT_GPU,
+    GPU_STAGES,
+    GPUS,
+    STAGE_NAMES,
+    STAGES,
+    get_preset,
+)
 from pipeline.engine.device import forced_device
 
 # US dollars per hour of GPU time, from the catalogue.
@@ -42,8 +49,6 @@ SPEEDS: dict[str, DeviceSpeed] = {
 }
 # Rendering only pays for pixels inside the product's projected volume.
 _COVERED_FRACTION = 0.35
-# Process start, model load, writing results.
-_STAGE_OVERHEAD_S = {"colmap": 10.0, "train": 20.0, "render": 15.0, "finalize": 2.0}
 _FINALIZE_SECONDS_PER_FRAME = 0.02
 
 
@@ -107,7 +112,7 @@ def estimate(
     frame_rows: int = 1,
     iterations: int | None = None,
     gpu_type: str | None = None,
-    stages: tuple[str, ...] = ("colmap", "train", "render", "finalize"),
+    stages: tuple[str, ...] = STAGE_NAMES,
 ) -> Estimate:
     """Seconds per stage and cost for a job with these settings.
 
@@ -132,10 +137,10 @@ def estimate(
         "finalize": frames * _FINALIZE_SECONDS_PER_FRAME,
     }
     seconds = {
-        stage: round(value + _STAGE_OVERHEAD_S[stage], 1)
+        stage: round(value + STAGES[stage].overhead_s, 1)
         for stage, value in seconds.items() if stage in stages
     }
-    gpu_seconds = seconds.get("train", 0.0) + seconds.get("render", 0.0)
+    gpu_seconds = sum(seconds.get(stage, 0.0) for stage in GPU_STAGES)
     notes = [] if photos == photo_count else [f"trains on {photos} of {photo_count} photos"]
     return Estimate(stage_seconds=seconds, cost_usd=cost_of(gpu_seconds, paid_gpu),
                     device=device, gpu_type=paid_gpu, iterations=steps, notes=notes)

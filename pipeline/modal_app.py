@@ -12,7 +12,9 @@ these functions by name from the deployed app and reads results from the volume.
     modal run pipeline/modal_app.py          # runs health_check on a GPU
 
 This module reads its configuration from the environment at import (deploy) time and
-imports nothing from Django: it is loaded by the Modal CLI and inside the containers.
+imports nothing from Django: it is loaded by the Modal CLI and inside the containers. Its
+stages, GPUs and volume are the engine catalogue's (pipeline.engine.catalogue), which
+travels into the image with the rest of the engine.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +36,16 @@ from typing import Any
 
 import modal
 
+try:
+    from pipeline.engine import catalogue
+    from pipeline.engine import workspace as layout
+except ModuleNotFoundError:
+    # `modal deploy pipeline/modal_app.py` puts only pipeline/ on sys.path: add the folder
+    # above it, where the package is (inside a container /root already holds it).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pipeline.engine import catalogue
+    from pipeline.engine import workspace as layout
+
 log = logging.getLogger(__name__)
 
 ENVIRONMENT = os.environ.get("ENVIRONMENT", "development").strip().lower()
@@ -40,14 +53,14 @@ PRODUCTION = ENVIRONMENT == "production"
 APP_NAME = os.environ.get("MODAL_APP_NAME", "").strip() or (
     "nerf-prod" if PRODUCTION else "nerf-dev")
 
-VOLUME_NAME = "nerf-data"
+VOLUME_NAME = catalogue.VOLUME_NAME
 VOLUME_MOUNT = "/volumes/nerf-data"
 # Where the functions find the volume; tests point it at a temporary folder.
 VOLUME_ROOT = Path(VOLUME_MOUNT)
 
 # Modal's own fallback order, cheapest first. A function asks for the environment's GPU
 # and lets Modal fall back to the bigger ones when that type is short.
-GPU_FALLBACK = ("T4", "A10G", "A100")
+GPU_FALLBACK = catalogue.GPU_FALLBACK
 
 
 def gpu_candidates(first: str) -> list[str]:
@@ -64,13 +77,14 @@ DEFAULT_GPU = (os.environ.get("GPU_TYPE_PROD", "A10G") if PRODUCTION
 GPUS = gpu_candidates(DEFAULT_GPU)
 
 # The stage each function runs, by function name (the worker looks them up by these).
-STAGE_FUNCTIONS = {"colmap": "process_colmap", "train": "train_nerf", "render": "render_frames"}
+STAGE_FUNCTIONS = catalogue.STAGE_FUNCTIONS
 
 # Hard ceilings per stage, in seconds, above the worker's own per-job limits (settings
-# JOB_*_TIME_LIMIT), which the backend enforces by cancelling the call. 15k nerfacto steps
-# take ~25 min on a T4; `high` (30k steps, 8k rays) about four times that.
-TIMEOUTS = {"health_check": 5 * 60, "colmap": 60 * 60, "train": 4 * 60 * 60,
-            "render": 2 * 60 * 60}
+# JOB_*_TIME_LIMIT), which the backend enforces by cancelling the call (the catalogue's
+# modal_timeout_s).
+TIMEOUTS = {"health_check": 5 * 60, **{name: stage.modal_timeout_s
+                                       for name, stage in catalogue.STAGES.items()
+                                       if stage.modal_timeout_s}}
 # Preemption (or a lost container) reruns the input; training then resumes from its last
 # checkpoint on the volume. Engine failures are returned, not raised, so they never retry.
 RETRIES = modal.Retries(max_retries=2, initial_delay=10.0, backoff_coefficient=2.0)
@@ -114,7 +128,7 @@ app = modal.App(APP_NAME, image=image)
 def workspace_path(job_id: str) -> Path:
     """jobs/{job_id} on the volume; only a UUID ever becomes part of the path."""
     try:
-        return VOLUME_ROOT / "jobs" / str(uuid.UUID(str(job_id)))
+        return VOLUME_ROOT / layout.JOBS_DIR / str(uuid.UUID(str(job_id)))
     except ValueError:
         raise ValueError(f"Not a job id: {job_id!r}.") from None
 
@@ -143,7 +157,7 @@ def run_stage(stage: str, job_id: str, args: list[str]) -> dict[str, Any]:
             log.exception("the %s stage crashed", stage)
             code = 1
             crash = f"The {stage} stage crashed: {exc!r}"
-    doc = read_progress(ws / "progress.json") or {}
+    doc = read_progress(ws / layout.PROGRESS_JSON) or {}
     ran = doc.get("stage") == stage
     status = "succeeded" if code == 0 else "failed"
     error = "" if code == 0 else (

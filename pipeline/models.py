@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from nerfsite.files import frame_storage
+from pipeline.engine.catalogue import RERENDER_STAGES, STAGE_NAMES, STAGES
 from pipeline.engine.presets import DEFAULT_FILL_PERCENT
 from products.models import Product
 
@@ -22,20 +23,19 @@ class Job(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    class Stage(models.TextChoices):
-        PENDING = "pending", "Pending"
-        COLMAP = "colmap", "Camera poses"
-        TRAIN = "train", "Training"
-        RENDER = "render", "Frames"
-        FINALIZE = "finalize", "Finishing"
-        DONE = "done", "Done"
+    # Where the job is: pending, each stage of the catalogue (Job.Stage.COLMAP, …), done.
+    Stage = models.TextChoices("Stage", [
+        ("PENDING", ("pending", "Pending")),
+        *((stage.name.upper(), (stage.name, stage.label)) for stage in STAGES.values()),
+        ("DONE", ("done", "Done")),
+    ])
 
     class Backend(models.TextChoices):
         LOCAL = "local", "This machine"
         MODAL = "modal", "Modal GPU"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-    STAGES = (Stage.COLMAP, Stage.TRAIN, Stage.RENDER, Stage.FINALIZE)
+    STAGES = tuple(map(Stage, STAGE_NAMES))
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="jobs")
@@ -141,7 +141,7 @@ class Job(models.Model):
     def planned_stages(self) -> tuple[str, ...]:
         """The stages this job runs, in order: a re-render skips poses and training."""
         if self.is_render_only:
-            return (self.Stage.RENDER, self.Stage.FINALIZE)
+            return tuple(self.Stage(name) for name in RERENDER_STAGES)
         return self.STAGES
 
     def stage_times(self) -> list[tuple[str, object, object]]:

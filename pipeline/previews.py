@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from pipeline.engine.progress import write_json_atomic
+from pipeline.engine.workspace import write_json_atomic
 
 PREVIEW_SIZE = 256
 PREVIEW_QUALITY = 80

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
 from nerfsite.files import frame_storage
+from pipeline.engine.workspace import MODEL_DIR
 from pipeline.models import Job
 from pipeline.storage import MANIFEST, job_frames_relpath, job_model_dir
 
@@ -55,7 +56,7 @@ def min_photos() -> int:
 
 
 def model_is_kept(job: Job) -> bool:
-    return (job_model_dir(job) / "model").is_dir()
+    return (job_model_dir(job) / MODEL_DIR).is_dir()
 
 
 # --- results ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 
 from pipeline import costs
 from pipeline.backends import BackendError, get_backend
+from pipeline.engine.catalogue import ENGINE_STAGES, RERENDER_STAGES
 from pipeline.engine.presets import (
     DEFAULT_FILL_PERCENT,
     MAX_FILL_PERCENT,
@@ -246,7 +247,7 @@ def rerender_job(job: Job, options: JobOptions) -> Job:
     estimate = costs.estimate(
         backend=backend, preset=opts.preset, photo_count=0, frame_count=opts.frame_count,
         frame_size=opts.frame_size, frame_rows=opts.frame_rows, gpu_type=opts.gpu_type,
-        stages=("render", "finalize"),
+        stages=RERENDER_STAGES,
     )
     try:
         with transaction.atomic():
@@ -273,7 +274,8 @@ def _already_active(product: Product) -> str:
 
 
 # --- one stage alone ------------------------------------------------------------------
-ONE_STAGES = ("colmap", "train", "render")
+# The stages an integrator may queue alone: every stage the engine runs.
+ONE_STAGES = ENGINE_STAGES
 
 
 def job_stage_queue(*, job: Job, stage: str, options: JobOptions | None = None) -> Job:

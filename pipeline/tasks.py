@@ -34,6 +34,8 @@ from django.utils import timezone
 from pipeline import costs, transitions
 from pipeline.backends import Backend, BackendError, StageStatus, get_backend
 from pipeline.comparison import keep_comparison
+from pipeline.engine import workspace as layout
+from pipeline.engine.catalogue import ENGINE_STAGES, STAGES
 from pipeline.errors import JobError
 from pipeline.models import Job
 from pipeline.previews import FramesError, build_site_frames
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 1.0
 SAVE_INTERVAL_S = 2.0  # progress reaches the database at most this often
 # What a one-stage run tells the caller to do next.
-NEXT_CALL = {"colmap": "POST /api/nerf/train", "train": "POST /api/nerf/render"}
+NEXT_CALL = {stage: f"POST /api/nerf/{after}"
+             for stage, after in zip(ENGINE_STAGES, ENGINE_STAGES[1:], strict=False)}
 
 Listener = Callable[[Job], None]
 
@@ -177,7 +180,7 @@ class JobRunner:
         doc = self._progress_doc(stage, started) or doc
         finished = timezone.now()
         gpu = (result.seconds or (finished - started).total_seconds()) \
-            if self.job.backend != Job.Backend.LOCAL and stage != "colmap" else 0.0
+            if self.job.backend != Job.Backend.LOCAL and STAGES[stage].gpu else 0.0
         if result.status != StageStatus.SUCCEEDED:
             if (doc or {}).get("metrics"):
                 # What the stage found before it failed (photos placed, where) helps the
@@ -206,7 +209,7 @@ class JobRunner:
     def finalize(self) -> None:
         started = timezone.now()
         self._save(force=True, stage=Job.Stage.FINALIZE, stage_progress=0.0,
-                   progress=self._overall("finalize", 0.0), message="Preparing the frames.",
+                   progress=self._overall("finalize", 0.0), message=STAGES["finalize"].message,
                    finalize_started_at=started)
         # Previews and the sprite are made from local files, then published to the frames
         # storage (maybe a bucket). Beside the workspaces: the disk sized for job data.
@@ -242,14 +245,14 @@ class JobRunner:
         """Put what the stage reads into the workspace; return the first message."""
         if stage == "colmap":
             self._pack_photos()
-            return "Finding where each photo was taken."
+            return STAGES[stage].message
         if stage == "render" and not self.backend.has_outputs(self.job_id, "train"):
             source = self.job.source_job or self.job
             if not model_is_kept(source):
                 raise StageFailed("The trained model of this job is gone; start a new job.")
             with self._beating():
                 self.backend.restore_model(self.job_id, job_model_dir(source))
-        return {"train": "Training the NeRF.", "render": "Rendering the frames."}[stage]
+        return STAGES[stage].message
 
     def _stage_args(self, stage: str) -> list[str]:
         job = self.job
@@ -266,7 +269,7 @@ class JobRunner:
     def _pack_photos(self) -> None:
         photos = photos_check(product=self.job.product)
         with tempfile.TemporaryDirectory(prefix="nerf-images-") as tmp:
-            path = Path(tmp) / "images.zip"
+            path = Path(tmp) / layout.IMAGES_ZIP
             pack_photos(photos, path)
             with self._beating():
                 self.backend.prepare(self.job_id, path)

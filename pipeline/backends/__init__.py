@@ -1,9 +1,6 @@
 """Where engine stages run: on this machine (local) or on Modal's GPUs (modal)."""
 
 from .base import (
-    ENGINE_STAGES,
-    MODEL_FILES,
-    STAGE_OUTPUTS,
     Backend,
     BackendError,
     StageResult,
@@ -12,6 +9,5 @@ from .base import (
 )
 
 __all__ = [
-    "ENGINE_STAGES", "MODEL_FILES", "STAGE_OUTPUTS", "Backend", "BackendError",
-    "StageResult", "StageStatus", "get_backend",
+    "Backend", "BackendError", "StageResult", "StageStatus", "get_backend",
 ]

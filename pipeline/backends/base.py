@@ -20,26 +20,6 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-# The engine stages a backend runs; "finalize" happens on the worker itself.
-ENGINE_STAGES = ("colmap", "train", "render")
-
-# What `render` needs from a trained job, relative to the workspace: kept in
-# MODEL_STORAGE_PATH after training so a job can be rendered again after cleanup
-# (nerfstudio config + checkpoint + object.json under model/, and the poses it loads).
-MODEL_FILES = ("model", "dataset/transforms.json", "dataset/transforms_train.json")
-
-# Where the render stage leaves the photo-versus-render comparison (pipeline.engine.compare).
-COMPARE_DIR = "frames/compare"
-COMPARE_JSON = "compare.json"
-
-# Which workspace paths prove that a stage has finished (used by retry and by
-# rerender to decide what can be reused). Layout: pipeline.engine.train / render.
-STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "colmap": ("dataset/transforms.json", "model/object.json"),
-    "train": ("model/nerfacto/config.yml", "model/train.json"),
-    "render": ("frames/manifest.json",),
-}
-
 
 class StageStatus(enum.StrEnum):
     RUNNING = "running"
@@ -91,7 +71,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def has_outputs(self, job_id: str, stage: str) -> bool:
-        """True when the workspace holds what `stage` produces (STAGE_OUTPUTS)."""
+        """True when the workspace holds what `stage` produces (its `outputs` in
+        pipeline.engine.catalogue.STAGES)."""
 
     @abc.abstractmethod
     def workspace_exists(self, job_id: str) -> bool: ...
@@ -136,7 +117,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def collect_model(self, job_id: str, dest: Path) -> None:
-        """Copy MODEL_FILES from the workspace into `dest` (same relative paths)."""
+        """Copy the workspace's MODEL_FILES (pipeline.engine.workspace) into `dest`
+        (same relative paths)."""
 
     @abc.abstractmethod
     def restore_model(self, job_id: str, src: Path) -> None:

@@ -24,14 +24,12 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
+from pipeline.engine import workspace as layout
+from pipeline.engine.catalogue import STAGES
 from pipeline.engine.lifeline import PARENT_PID_ENV
 from pipeline.engine.progress import read_progress
 
 from .base import (
-    COMPARE_DIR,
-    COMPARE_JSON,
-    MODEL_FILES,
-    STAGE_OUTPUTS,
     Backend,
     BackendError,
     StageResult,
@@ -48,7 +46,7 @@ class LocalBackend(Backend):
     _children: ClassVar[dict[int, subprocess.Popen]] = {}
 
     def __init__(self, data_root: Path | None = None) -> None:
-        self.jobs_root = Path(data_root or settings.NERF_DATA_ROOT) / "jobs"
+        self.jobs_root = Path(data_root or settings.NERF_DATA_ROOT) / layout.JOBS_DIR
 
     # -- workspace ----------------------------------------------------------------------
     def workspace(self, job_id: str) -> Path:
@@ -58,13 +56,13 @@ class LocalBackend(Backend):
     def prepare(self, job_id: str, images_zip: Path) -> None:
         ws = self.workspace(job_id)
         ws.mkdir(parents=True, exist_ok=True)
-        tmp = ws / ".images.zip.tmp"
+        tmp = ws / f".{layout.IMAGES_ZIP}.tmp"
         shutil.copyfile(images_zip, tmp)
-        os.replace(tmp, ws / "images.zip")
+        os.replace(tmp, ws / layout.IMAGES_ZIP)
 
     def has_outputs(self, job_id: str, stage: str) -> bool:
         ws = self.workspace(job_id)
-        return all((ws / rel).exists() for rel in STAGE_OUTPUTS.get(stage, ()))
+        return all((ws / rel).exists() for rel in STAGES[stage].outputs)
 
     def workspace_exists(self, job_id: str) -> bool:
         return self.workspace(job_id).is_dir()
@@ -91,7 +89,7 @@ class LocalBackend(Backend):
     def start(self, job_id: str, stage: str, args: list[str], *, time_limit: float,
               gpu_type: str | None = None) -> dict[str, Any]:
         ws = self.workspace(job_id)
-        logs = ws / "logs"
+        logs = ws / layout.LOGS_DIR
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{stage}.log"
         cmd = [sys.executable, "-m", "pipeline.engine", stage, "--workspace", str(ws), *args]
@@ -141,7 +139,7 @@ class LocalBackend(Backend):
                            "result (its process is gone).", seconds=seconds)
 
     def read_progress(self, job_id: str) -> dict[str, Any] | None:
-        return read_progress(self.workspace(job_id) / "progress.json")
+        return read_progress(self.workspace(job_id) / layout.PROGRESS_JSON)
 
     def cancel(self, job_id: str, handle: dict[str, Any]) -> None:
         if not handle or handle.get("host") != socket.gethostname():
@@ -166,33 +164,33 @@ class LocalBackend(Backend):
 
     # -- results ------------------------------------------------------------------------
     def collect_frames(self, job_id: str, dest: Path) -> Path:
-        frames = self.workspace(job_id) / "frames"
-        manifest = frames / "manifest.json"
+        frames = self.workspace(job_id) / layout.FRAMES_DIR
+        manifest = frames / layout.MANIFEST_NAME
         if not manifest.exists():
             raise BackendError("The render stage left no frames/manifest.json; retry the job.")
         dest.mkdir(parents=True, exist_ok=True)
-        for path in sorted(frames.glob("batch_*.zip")):
+        for path in sorted(frames.glob(layout.BATCH_GLOB)):
             shutil.copy2(path, dest / path.name)
-        shutil.copy2(manifest, dest / "manifest.json")
-        return dest / "manifest.json"
+        shutil.copy2(manifest, dest / layout.MANIFEST_NAME)
+        return dest / layout.MANIFEST_NAME
 
     def collect_comparison(self, job_id: str, dest: Path) -> Path | None:
-        compare = self.workspace(job_id) / COMPARE_DIR
-        if not (compare / COMPARE_JSON).is_file():
+        compare = self.workspace(job_id) / layout.COMPARE_DIR
+        if not (compare / layout.COMPARE_JSON).is_file():
             return None
         dest.mkdir(parents=True, exist_ok=True)
         for path in sorted(compare.iterdir()):
             if path.is_file() and not path.is_symlink():
                 shutil.copy2(path, dest / path.name)
-        return dest / COMPARE_JSON
+        return dest / layout.COMPARE_JSON
 
     def collect_model(self, job_id: str, dest: Path) -> None:
-        _copy_paths(self.workspace(job_id), dest, MODEL_FILES)
+        _copy_paths(self.workspace(job_id), dest, layout.MODEL_FILES)
 
     def restore_model(self, job_id: str, src: Path) -> None:
         ws = self.workspace(job_id)
         ws.mkdir(parents=True, exist_ok=True)
-        _copy_paths(src, ws, MODEL_FILES)
+        _copy_paths(src, ws, layout.MODEL_FILES)
 
     def cleanup(self, job_id: str) -> bool:
         ws = self.workspace(job_id)
@@ -233,7 +231,8 @@ class LocalBackend(Backend):
         return f"The {handle['stage']} stage failed (exit code {code}); see its log."
 
     def _log_tail(self, job_id: str, handle: dict[str, Any]) -> list[str]:
-        path = self.workspace(job_id) / handle.get("log", f"logs/{handle['stage']}.log")
+        default = f"{layout.LOGS_DIR}/{handle['stage']}.log"
+        path = self.workspace(job_id) / handle.get("log", default)
         try:
             with path.open("rb") as fh:
                 fh.seek(max(0, path.stat().st_size - 8192))

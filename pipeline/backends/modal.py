@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -26,13 +27,10 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from pipeline.engine.catalogue import STAGE_FUNCTIONS, VOLUME_NAME
+from pipeline.engine import workspace as layout
+from pipeline.engine.catalogue import GPU_STAGES, STAGE_FUNCTIONS, STAGES, VOLUME_NAME
 
 from .base import (
-    COMPARE_DIR,
-    COMPARE_JSON,
-    MODEL_FILES,
-    STAGE_OUTPUTS,
     Backend,
     BackendError,
     StageResult,
@@ -40,8 +38,6 @@ from .base import (
 )
 
 log = logging.getLogger(__name__)
-
-GPU_STAGES = ("train", "render")
 
 
 def _modal_sdk() -> ModuleType:
@@ -90,17 +86,17 @@ class ModalBackend(Backend):
     # -- workspace ----------------------------------------------------------------------
     def workspace(self, job_id: str) -> PurePosixPath:
         """jobs/{job_id} inside the volume; the id must be a UUID."""
-        return PurePosixPath("jobs") / str(uuid.UUID(str(job_id)))
+        return PurePosixPath(layout.JOBS_DIR) / str(uuid.UUID(str(job_id)))
 
     def prepare(self, job_id: str, images_zip: Path) -> None:
-        remote = self.workspace(job_id) / "images.zip"
+        remote = self.workspace(job_id) / layout.IMAGES_ZIP
         with self._modal_errors("upload the photos to the Modal volume"), \
                 self.volume().batch_upload(force=True) as batch:
             batch.put_file(Path(images_zip), f"/{remote}")
 
     def has_outputs(self, job_id: str, stage: str) -> bool:
         ws = self.workspace(job_id)
-        return all(self._exists(ws / rel) for rel in STAGE_OUTPUTS.get(stage, ()))
+        return all(self._exists(ws / rel) for rel in STAGES[stage].outputs)
 
     def workspace_exists(self, job_id: str) -> bool:
         return self._exists(self.workspace(job_id))
@@ -116,7 +112,7 @@ class ModalBackend(Backend):
 
     def list_workspaces(self) -> list[str]:
         try:
-            entries = self._listdir(PurePosixPath("jobs"))
+            entries = self._listdir(PurePosixPath(layout.JOBS_DIR))
         except BackendError as exc:  # cleanup is best effort; the site keeps working
             log.warning("cannot list the Modal volume's workspaces: %s", exc)
             return []
@@ -188,7 +184,7 @@ class ModalBackend(Backend):
                            seconds=seconds, extra=extra)
 
     def read_progress(self, job_id: str) -> dict[str, Any] | None:
-        data = self._read(self.workspace(job_id) / "progress.json")
+        data = self._read(self.workspace(job_id) / layout.PROGRESS_JSON)
         if data is None:
             return None
         try:
@@ -205,36 +201,36 @@ class ModalBackend(Backend):
 
     # -- results ------------------------------------------------------------------------
     def collect_frames(self, job_id: str, dest: Path) -> Path:
-        frames = self.workspace(job_id) / "frames"
-        manifest = self._read(frames / "manifest.json")
+        frames = self.workspace(job_id) / layout.FRAMES_DIR
+        manifest = self._read(frames / layout.MANIFEST_NAME)
         if manifest is None:
             raise BackendError("The render stage left no frames/manifest.json; retry the job.")
         dest.mkdir(parents=True, exist_ok=True)
         for entry in self._listdir(frames):
             name = _entry_path(entry).name
-            if name.startswith("batch_") and name.endswith(".zip"):
+            if fnmatch.fnmatchcase(name, layout.BATCH_GLOB):
                 self._download(frames / name, dest / name)
-        (dest / "manifest.json").write_bytes(manifest)
-        return dest / "manifest.json"
+        (dest / layout.MANIFEST_NAME).write_bytes(manifest)
+        return dest / layout.MANIFEST_NAME
 
     def collect_comparison(self, job_id: str, dest: Path) -> Path | None:
-        compare = self.workspace(job_id) / COMPARE_DIR
-        doc = self._read(compare / COMPARE_JSON)
+        compare = self.workspace(job_id) / layout.COMPARE_DIR
+        doc = self._read(compare / layout.COMPARE_JSON)
         if doc is None:
             return None
         dest.mkdir(parents=True, exist_ok=True)
         file = self.sdk.types.FileEntryType.FILE
         for entry in self._listdir(compare):
             name = _entry_path(entry).name
-            if entry.type == file and name != COMPARE_JSON and not name.startswith("."):
+            if entry.type == file and name != layout.COMPARE_JSON and not name.startswith("."):
                 self._download(compare / name, dest / name)
         # Written last: a compare.json in `dest` means its images are there too.
-        (dest / COMPARE_JSON).write_bytes(doc)
-        return dest / COMPARE_JSON
+        (dest / layout.COMPARE_JSON).write_bytes(doc)
+        return dest / layout.COMPARE_JSON
 
     def collect_model(self, job_id: str, dest: Path) -> None:
         ws = self.workspace(job_id)
-        found = {rel: self._entry(ws / rel) for rel in MODEL_FILES}
+        found = {rel: self._entry(ws / rel) for rel in layout.MODEL_FILES}
         missing = [rel for rel, entry in found.items() if entry is None]
         if missing:
             raise BackendError(f"The trained model is incomplete (missing "
@@ -250,13 +246,13 @@ class ModalBackend(Backend):
 
     def restore_model(self, job_id: str, src: Path) -> None:
         ws = self.workspace(job_id)
-        missing = [rel for rel in MODEL_FILES if not (src / rel).exists()]
+        missing = [rel for rel in layout.MODEL_FILES if not (src / rel).exists()]
         if missing:
             raise BackendError(f"The trained model is incomplete (missing "
                                f"{', '.join(missing)}); train again.")
         with self._modal_errors("upload the trained model to the Modal volume"), \
                 self.volume().batch_upload(force=True) as batch:
-            for rel in MODEL_FILES:
+            for rel in layout.MODEL_FILES:
                 local = src / rel
                 if local.is_dir():
                     batch.put_directory(local, f"/{ws / rel}")

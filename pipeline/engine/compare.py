@@ -30,20 +30,21 @@ import numpy as np
 from PIL import Image
 
 from .dataset import OPENCV_TO_OPENGL, Frame, Intrinsics, read_transforms
-from .progress import write_json_atomic
-from .trainset import MASK_DIR
-from .workspace import Workspace
+from .workspace import (
+    COMPARE_JSON,
+    COMPARE_PHOTO_NAME,
+    COMPARE_RENDER_NAME,
+    MASKS_SUBDIR,
+    Workspace,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
-COMPARE_DIR = "compare"
-COMPARE_JSON = "compare.json"
 COMPARE_VIEWS = 3
 MAX_LONG_SIDE = 480
 CROP_MARGIN = 0.08
 """The crop around the product grows by this share of its longer side on every edge."""
-PHOTO_NAME = "photo_{}.jpg"
-RENDER_NAME = "render_{}.png"
 
 # The verdict's thresholds, on the views' mean metrics, checked in this order. Scores are
 # taken on a tight crop around the product, so the white backdrop cannot flatter them.
@@ -85,10 +86,10 @@ def pick_views(ws: Workspace, count: int = COMPARE_VIEWS) -> list[ComparisonView
         frames = read_transforms(ws.transforms_json)
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    mask_dir = ws.dataset_dir / MASK_DIR
+    mask_dir = ws.dataset_dir / MASKS_SUBDIR
     views = [ComparisonView(f.name, f, mask_dir / f"{Path(f.name).stem}.png") for f in frames
              if (mask_dir / f"{Path(f.name).stem}.png").exists()
-             and (ws.dataset_dir / "images" / f.name).exists()]
+             and (ws.dataset_images_dir / f.name).exists()]
     if len(views) <= count:
         return views
     views.sort(key=lambda v: _azimuth(v.frame.c2w))
@@ -108,7 +109,7 @@ def compare_views(
     `render(c2w_opengl, camera)` gives the RGBA uint8 image of one camera. A view whose
     photo or mask cannot be read is left out: a damaged photo never fails the frames.
     """
-    out_dir = ws.frames_dir / COMPARE_DIR
+    out_dir = ws.compare_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for n, view in enumerate(views, start=1):
@@ -121,7 +122,7 @@ def compare_views(
         crop = _crop(mask, rgba[..., 3])
         photo, mask, rgba = photo[crop], mask[crop], rgba[crop]
         metrics = score(photo, mask, rgba)
-        photo_file, render_file = PHOTO_NAME.format(n), RENDER_NAME.format(n)
+        photo_file, render_file = COMPARE_PHOTO_NAME.format(n), COMPARE_RENDER_NAME.format(n)
         Image.fromarray(_to_uint8(over_white(photo, mask))).save(out_dir / photo_file,
                                                                  quality=90)
         Image.fromarray(rgba).save(out_dir / render_file)
@@ -201,7 +202,7 @@ def _load_view(ws: Workspace, view: ComparisonView
         scale = min(1.0, MAX_LONG_SIDE / max(mask.size))
         size = (max(1, round(mask.width * scale)), max(1, round(mask.height * scale)))
         mask_arr = np.asarray(mask.resize(size, Image.Resampling.BOX))
-    with Image.open(ws.dataset_dir / "images" / view.photo) as img:
+    with Image.open(ws.dataset_images_dir / view.photo) as img:
         photo = np.asarray(img.convert("RGB").resize(size, Image.Resampling.LANCZOS))
     camera = view.frame.camera.resized(*size)
     dist = np.array([camera.k1, camera.k2, camera.p1, camera.p2], float)

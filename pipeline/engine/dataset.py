@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .progress import write_json_atomic
+from .workspace import IMAGES_SUBDIR, TRANSFORMS_NAME, write_json_atomic
+
+# Re-exported: the colmap stage imports these names from here.
+from .workspace import PRODUCT_POINTS_NAME as PRODUCT_POINTS_NAME
+from .workspace import SPARSE_POINTS_NAME as SPARSE_POINTS_NAME
 
 # Right-multiplying a camera-to-world matrix by this flips the camera's y and z axes.
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
-SPARSE_POINTS_NAME = "sparse_points.ply"
-"""All of COLMAP's sparse points, in the normalized frame."""
-PRODUCT_POINTS_NAME = "product_points.ply"
-"""The sparse points the colmap stage found to be the product, a base on a table included."""
 _PLY_HEADER_END = "end_header"
 
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "k1", "k2", "p1", "p2")
@@ -82,7 +82,7 @@ def transforms_document(frames: Sequence[Frame]) -> dict[str, Any]:
     doc["frames"] = []
     for frame in frames:
         entry: dict[str, Any] = {
-            "file_path": f"images/{frame.name}",
+            "file_path": f"{IMAGES_SUBDIR}/{frame.name}",
             "transform_matrix": (np.asarray(frame.c2w, float) @ OPENCV_TO_OPENGL).tolist(),
         }
         if not shared:
@@ -92,7 +92,7 @@ def transforms_document(frames: Sequence[Frame]) -> dict[str, Any]:
 
 
 def write_transforms(dataset_dir: Path, frames: Sequence[Frame]) -> Path:
-    path = Path(dataset_dir) / "transforms.json"
+    path = Path(dataset_dir) / TRANSFORMS_NAME
     write_json_atomic(path, transforms_document(frames))
     return path
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .masks import ProductBox
+from .product import ProductBox
 
 GRID_CELLS = 128
 """Density samples along the crop box's longest side (about a hull voxel each)."""

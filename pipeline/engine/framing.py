@@ -18,9 +18,9 @@ import numpy as np
 
 from .density import LINKED_OPACITY, DensityGrid
 from .errors import InputError
-from .masks import ProductBox
 from .orbit import OrbitFrame, framing, orbit
 from .presets import DEFAULT_FILL_PERCENT, MAX_FILL_PERCENT, MIN_FILL_PERCENT
+from .product import ProductBox
 
 SILHOUETTE_ALPHA = 0.5
 """A frame's pixel is product where its alpha reaches this (as the quality bench counts)."""

@@ -21,16 +21,17 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .compare import COMPARE_DIR
 from .dataset import read_transforms
-from .progress import write_json_atomic
-from .trainset import MASK_DIR
-from .workspace import Workspace
+from .workspace import (
+    MASK_OVERLAY_NAME,
+    MASKS_JSON,
+    MASKS_SUBDIR,
+    Workspace,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
-MASKS_JSON = "masks.json"
-MASK_NAME = "mask_{}.jpg"
 THUMB_LONG_SIDE = 320
 # Flags, against the median share of the frame the capture's masks cover.
 TOO_LITTLE = 0.5
@@ -59,8 +60,8 @@ def review_masks(ws: Workspace) -> dict[str, Any] | None:
         frames = read_transforms(ws.transforms_json)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    mask_dir, images_dir = ws.dataset_dir / MASK_DIR, ws.dataset_dir / "images"
-    out_dir = ws.frames_dir / COMPARE_DIR
+    mask_dir, images_dir = ws.dataset_dir / MASKS_SUBDIR, ws.dataset_images_dir
+    out_dir = ws.compare_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     for frame in frames:
@@ -73,9 +74,9 @@ def review_masks(ws: Workspace) -> dict[str, Any] | None:
             log.warning("mask review: cannot read %s (%s); left out", frame.name, exc)
             continue
         n = len(entries) + 1
-        overlay(photo, mask).save(out_dir / MASK_NAME.format(n), quality=85)
+        overlay(photo, mask).save(out_dir / MASK_OVERLAY_NAME.format(n), quality=85)
         binary = np.asarray(mask) > 127
-        entries.append({"photo": frame.name, "file": MASK_NAME.format(n),
+        entries.append({"photo": frame.name, "file": MASK_OVERLAY_NAME.format(n),
                         "coverage": round(float(binary.mean()), 4),
                         "edge": round(edge_coverage(binary), 4)})
     if not entries:

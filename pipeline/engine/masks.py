@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .dataset import Intrinsics
+from .product import ProductBox
 
 GRABCUT_LONG_SIDE = 512
 """GrabCut runs on copies this size (its cost grows with pixels); masks are scaled back."""
@@ -27,36 +28,6 @@ BACKDROP_DEPARTURE = 4.0
 BACKDROP_NOISE = 5.0
 """...and by more than this many 8-bit levels in some channel."""
 BACKDROP_MIN_PIXELS = 500
-
-
-@dataclass(frozen=True)
-class ProductBox:
-    """The product's axis-aligned box in the normalized frame (up = +Z)."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-
-    @property
-    def center(self) -> np.ndarray:
-        return (self.lo + self.hi) / 2
-
-    def surface_points(self, per_edge: int = 9) -> np.ndarray:
-        """Points on the box's faces; their projection outlines the box, distortion included."""
-        t = np.linspace(0.0, 1.0, per_edge)
-        u, v = (g.ravel() for g in np.meshgrid(t, t))
-        faces = []
-        for axis in range(3):
-            a, b = [i for i in range(3) if i != axis]
-            for side in (0.0, 1.0):
-                p = np.empty((len(u), 3))
-                p[:, axis], p[:, a], p[:, b] = side, u, v
-                faces.append(p)
-        unit = np.concatenate(faces)
-        return self.lo + unit * (self.hi - self.lo)
-
-    def shrunk(self, factor: float) -> ProductBox:
-        half = (self.hi - self.lo) / 2 * factor
-        return ProductBox(self.center - half, self.center + half)
 
 
 def project(points: np.ndarray, c2w_opencv: np.ndarray, camera: Intrinsics

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .masks import ProductBox
+from .product import ProductBox
 
 MAX_ABS_ELEVATION = 80.0
 """Rows stay this far from straight above or below, where "up" in the frame is undefined."""

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .masks import ProductBox
-from .progress import write_json_atomic
-from .workspace import Workspace
+from .workspace import Workspace, write_json_atomic
 
 # The crop box grows by these fractions of the product's radius: a little on the sides and
 # top, where sparse points may miss an edge, and less below, where the ground is.
@@ -30,6 +28,37 @@ FRAME_LIMIT = 1.05
 HEADROOM = 1.0
 # ...but never closer to the cameras than this share of their distance.
 HEADROOM_CAMERA_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class ProductBox:
+    """The product's axis-aligned box in the normalized frame (up = +Z)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def center(self) -> np.ndarray:
+        return (self.lo + self.hi) / 2
+
+    def surface_points(self, per_edge: int = 9) -> np.ndarray:
+        """Points on the box's faces; their projection outlines the box, distortion included."""
+        t = np.linspace(0.0, 1.0, per_edge)
+        u, v = (g.ravel() for g in np.meshgrid(t, t))
+        faces = []
+        for axis in range(3):
+            a, b = [i for i in range(3) if i != axis]
+            for side in (0.0, 1.0):
+                p = np.empty((len(u), 3))
+                p[:, axis], p[:, a], p[:, b] = side, u, v
+                faces.append(p)
+        unit = np.concatenate(faces)
+        return self.lo + unit * (self.hi - self.lo)
+
+    def shrunk(self, factor: float) -> ProductBox:
+        half = (self.hi - self.lo) / 2 * factor
+        return ProductBox(self.center - half, self.center + half)
+
 
 
 @dataclass(frozen=True)

@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Share of the whole job each stage takes, for the overall fraction.
-STAGE_WEIGHTS: dict[str, tuple[float, float]] = {
-    "colmap": (0.0, 0.15),
-    "train": (0.15, 0.80),
-    "render": (0.80, 1.0),
-}
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# Re-exported: the colmap stage imports it from here.
+from .workspace import write_json_atomic as write_json_atomic
 
 
 def read_progress(path: Path) -> dict[str, Any] | None:
@@ -118,7 +101,6 @@ class Progress:
         if not force and now - self._last_write < self.min_interval:
             return
         self._last_write = now
-        lo, hi = STAGE_WEIGHTS.get(self.stage, (0.0, 1.0))
         eta = self.eta_seconds() if status == "running" else 0.0
         write_json_atomic(
             self.path,
@@ -126,7 +108,6 @@ class Progress:
                 "stage": self.stage,
                 "status": status,
                 "stage_progress": round(self.fraction, 4),
-                "overall_progress": round(lo + (hi - lo) * self.fraction, 4),
                 "message": self.message,
                 "eta_seconds": None if eta is None else round(eta, 1),
                 "error": error,

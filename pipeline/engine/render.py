@@ -33,20 +33,15 @@ from .device import available_memory_bytes, pick_device
 from .errors import InputError, ResourceError
 from .framing import Framing, check_fill, frame_product
 from .mask_review import review_masks
-from .masks import ProductBox
 from .orbit import OrbitFrame
 from .presets import DEFAULT_FILL_PERCENT, DEFAULT_PRESET, get_preset
-from .product import load_product
-from .progress import Progress, write_json_atomic
-from .train import checkpoint_dir, latest_checkpoint, model_base_dir, read_train_state
-from .trainset import TRANSFORMS_NAME
-from .workspace import Workspace
+from .product import ProductBox, load_product
+from .progress import Progress
+from .train import checkpoint_dir, latest_checkpoint, read_train_state
+from .workspace import BATCH_NAME, FRAME_NAME, NERF_CONFIG, Workspace, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-FRAME_NAME = "frame_{:04d}.png"
-BATCH_NAME = "batch_{:02d}.zip"
-DEFAULT_FRAMES = 1440
 DEFAULT_BATCH_SIZE = 100
 MIN_SIZE = 16
 HOST_BYTES_PER_PIXEL = 96
@@ -116,7 +111,7 @@ def load_pipeline(ws: Workspace, device: str) -> tuple[Any, int]:
     from .nerfstudio_compat import load_checkpoint
 
     checkpoint = latest_checkpoint(ws)
-    config_path = model_base_dir(ws) / "config.yml"
+    config_path = ws.root / NERF_CONFIG
     if checkpoint is None or not config_path.exists():
         raise InputError(f"The workspace {ws.root} has no trained NeRF yet: run the train "
                          "stage first (python -m pipeline.engine train --workspace WS).")
@@ -125,7 +120,7 @@ def load_pipeline(ws: Workspace, device: str) -> tuple[Any, int]:
     # The workspace may have moved (local disk vs. the Modal volume): point at it again.
     config.output_dir = ws.root
     config.pipeline.datamanager.data = None
-    config.pipeline.datamanager.dataparser.data = ws.dataset_dir / TRANSFORMS_NAME
+    config.pipeline.datamanager.dataparser.data = ws.transforms_train_json
     config.load_dir = checkpoint_dir(ws)
     config.machine.device_type = device
     pipeline = config.pipeline.setup(device=device, test_mode="inference")

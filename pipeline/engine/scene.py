@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import Intrinsics
-from .progress import write_json_atomic
+from .workspace import write_json_atomic
 
 log = logging.getLogger(__name__)
 

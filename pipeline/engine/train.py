@@ -27,13 +27,12 @@ from .errors import InputError
 from .masks import VisualHull
 from .presets import DEFAULT_PRESET, Preset, get_preset
 from .product import load_product, save_product_box
-from .progress import Progress, write_json_atomic
-from .trainset import TRANSFORMS_NAME, prepare_training_set
-from .workspace import Workspace
+from .progress import Progress
+from .trainset import prepare_training_set
+from .workspace import METHOD_NAME, Workspace, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-METHOD_DIR = "nerfacto"
 MASKS_SHARE = 0.05
 """Share of the train stage's progress bar given to building the masks."""
 LOSS_POINTS = 500
@@ -44,7 +43,7 @@ and the masks' errors at the product's edges."""
 
 
 def model_base_dir(ws: Workspace) -> Path:
-    return ws.model_dir / METHOD_DIR
+    return ws.method_dir
 
 
 def checkpoint_dir(ws: Workspace) -> Path:
@@ -57,15 +56,15 @@ def latest_checkpoint(ws: Workspace) -> Path | None:
 
 
 def train_state_path(ws: Workspace) -> Path:
-    return ws.model_dir / "train.json"
+    return ws.train_json
 
 
 def loss_path(ws: Workspace) -> Path:
-    return ws.model_dir / "loss.json"
+    return ws.loss_json
 
 
 def hull_path(ws: Workspace) -> Path:
-    return ws.model_dir / "hull.npz"
+    return ws.hull_npz
 
 
 def save_hull(ws: Workspace, hull: VisualHull) -> None:
@@ -125,7 +124,7 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
 
     from .nerf_model import ProductNerfactoModelConfig
 
-    transforms = ws.dataset_dir / TRANSFORMS_NAME
+    transforms = ws.transforms_train_json
     dataparser = NerfstudioDataParserConfig(
         data=transforms,
         # The colmap stage already normalized the frame: keep it, so rendering cameras and
@@ -165,7 +164,7 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
     decay = {"optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15),
              "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=200000)}
     return TrainerConfig(
-        method_name=METHOD_DIR,
+        method_name=METHOD_NAME,
         experiment_name=ws.model_dir.name,
         output_dir=ws.root,
         timestamp="",
@@ -219,7 +218,7 @@ def train(
     checkpoint = latest_checkpoint(ws)
     resumable = (checkpoint is not None and previous is not None
                  and previous.get("trained_on") == json.loads(json.dumps(trained_on))
-                 and (ws.dataset_dir / TRANSFORMS_NAME).exists())
+                 and ws.transforms_train_json.exists())
     if resumable:
         photos = int(previous["photos"])
         _report(progress, MASKS_SHARE, f"resuming from {checkpoint.name}")

@@ -30,7 +30,6 @@ from PIL import Image
 
 from .dataset import (
     OPENCV_TO_OPENGL,
-    PRODUCT_POINTS_NAME,
     Frame,
     read_points_ply,
     read_transforms,
@@ -38,21 +37,23 @@ from .dataset import (
 from .errors import InputError
 from .masks import (
     GRABCUT_LONG_SIDE,
-    ProductBox,
     VisualHull,
     alpha_mask,
     grabcut_mask,
     visual_hull_refine,
 )
-from .progress import write_json_atomic
-from .workspace import Workspace
+from .product import ProductBox
+from .workspace import (
+    MASKS_SUBDIR,
+    PRODUCT_POINTS_NAME,
+    SAMPLE_SUBDIR,
+    TRAIN_SUBDIR,
+    Workspace,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
-TRAIN_DIR = "train"
-MASK_DIR = "masks"
-SAMPLE_DIR = "sample"
-TRANSFORMS_NAME = "transforms_train.json"
 MIN_PHOTOS = 3
 MIN_COVERAGE = 0.002
 """A mask covering less than this share of its photo is treated as a failed mask."""
@@ -145,9 +146,9 @@ def prepare_training_set(
     """
     frames = spread_evenly(read_frames(ws), max_photos)
     points = sparse_product_points(ws, core or box)
-    images_dir = ws.dataset_dir / "images"
-    train_dir, mask_dir = ws.dataset_dir / TRAIN_DIR, ws.dataset_dir / MASK_DIR
-    sample_dir = ws.dataset_dir / SAMPLE_DIR
+    images_dir = ws.dataset_images_dir
+    train_dir, mask_dir = ws.dataset_dir / TRAIN_SUBDIR, ws.dataset_dir / MASKS_SUBDIR
+    sample_dir = ws.dataset_dir / SAMPLE_SUBDIR
     shutil.rmtree(sample_dir, ignore_errors=True)  # a run without a hull must not find old ones
     for folder in (train_dir, mask_dir):
         folder.mkdir(parents=True, exist_ok=True)
@@ -194,13 +195,13 @@ def prepare_training_set(
         Image.fromarray(mask).save(mask_dir / f"{stem}.png")
         Image.fromarray(np.dstack([photo, mask])).save(train_dir / f"{stem}.png",
                                                                compress_level=1)
-        entry = {"file_path": f"{TRAIN_DIR}/{stem}.png",
+        entry = {"file_path": f"{TRAIN_SUBDIR}/{stem}.png",
                  "transform_matrix": (frame.c2w @ OPENCV_TO_OPENGL).tolist()}
         entry.update(camera.to_json())
         if carved is not None:
             region = carved.projection(frame.c2w, camera, mask.shape)
             Image.fromarray(region.astype(np.uint8) * 255).save(sample_dir / f"{stem}.png")
-            entry["mask_path"] = f"{SAMPLE_DIR}/{stem}.png"
+            entry["mask_path"] = f"{SAMPLE_SUBDIR}/{stem}.png"
         entries.append(entry)
         names.append(frame.name)
         coverage.append(share)
@@ -211,7 +212,7 @@ def prepare_training_set(
         raise InputError("The product could not be told apart from the background in the "
                          "photos. Shoot it against a plain background that differs from it in "
                          "colour, or upload PNGs with a transparent background.")
-    path = ws.dataset_dir / TRANSFORMS_NAME
+    path = ws.transforms_train_json
     write_json_atomic(path, {"camera_model": "OPENCV", "frames": entries})
     return TrainingSet(path, names, coverage, image_size, hull)
 

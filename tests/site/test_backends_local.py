@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backends import MODEL_FILES, STAGE_OUTPUTS, BackendError, StageStatus, get_backend
+from pipeline.backends import BackendError, StageStatus, get_backend
 from pipeline.backends.local import LocalBackend
-from pipeline.engine.train import METHOD_DIR, model_base_dir
-from pipeline.engine.trainset import TRANSFORMS_NAME
-from pipeline.engine.workspace import Workspace
+from pipeline.engine.catalogue import STAGES
+from pipeline.engine.train import model_base_dir
+from pipeline.engine.workspace import METHOD_NAME, MODEL_FILES, TRANSFORMS_TRAIN_NAME, Workspace
 from tests.synthetic_scene import make_scene
 
 
@@ -55,9 +55,9 @@ def test_get_backend_names():
 
 def test_layout_constants_match_the_engine():
     ws = Workspace(Path("/ws"))
-    assert f"model/{METHOD_DIR}/config.yml" in STAGE_OUTPUTS["train"]
-    assert model_base_dir(ws) / "config.yml" == ws.root / STAGE_OUTPUTS["train"][0]
-    assert f"dataset/{TRANSFORMS_NAME}" in MODEL_FILES
+    assert f"model/{METHOD_NAME}/config.yml" in STAGES["train"].outputs
+    assert model_base_dir(ws) / "config.yml" == ws.root / STAGES["train"].outputs[0]
+    assert f"dataset/{TRANSFORMS_TRAIN_NAME}" in MODEL_FILES
 
 
 def test_workspace_ids_must_be_uuids(backend):
@@ -116,12 +116,12 @@ def test_files_in_and_out(backend, scene, tmp_path):
     with pytest.raises(BackendError, match="model is incomplete"):
         backend.collect_model(job, tmp_path / "kept")
     ws = backend.workspace(job)
-    (ws / "model" / METHOD_DIR).mkdir()
-    (ws / "model" / METHOD_DIR / "config.yml").write_text("cfg")
+    (ws / "model" / METHOD_NAME).mkdir()
+    (ws / "model" / METHOD_NAME / "config.yml").write_text("cfg")
     (ws / "model" / "train.json").write_text("{}")
-    (ws / "dataset" / TRANSFORMS_NAME).write_text("{}")
+    (ws / "dataset" / TRANSFORMS_TRAIN_NAME).write_text("{}")
     backend.collect_model(job, tmp_path / "kept")
-    assert (tmp_path / "kept" / "model" / METHOD_DIR / "config.yml").read_text() == "cfg"
+    assert (tmp_path / "kept" / "model" / METHOD_NAME / "config.yml").read_text() == "cfg"
 
     other = str(uuid.uuid4())
     backend.restore_model(other, tmp_path / "kept")

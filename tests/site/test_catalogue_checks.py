@@ -8,13 +8,14 @@ from pipeline.engine import catalogue
 
 
 def test_modal_app_and_costs_use_the_catalogue():
-    # modal_app is loaded by the Modal CLI on its own, so it keeps its lists; they must agree.
+    # modal_app is loaded by the Modal CLI on its own; it reads the same catalogue.
     assert tuple(modal_app.GPU_FALLBACK) == catalogue.GPU_FALLBACK
     assert modal_app.STAGE_FUNCTIONS == catalogue.STAGE_FUNCTIONS
     assert modal_app.VOLUME_NAME == catalogue.VOLUME_NAME
     prices = {g.name: g.price_per_hour for g in catalogue.GPUS.values()}
     assert prices == costs.GPU_PRICES_PER_HOUR
-    assert set(catalogue.STAGE_WEIGHTS) == set(catalogue.JOB_STAGES)
+    assert tuple(catalogue.STAGE_WEIGHTS) == catalogue.STAGE_NAMES
+    assert modal_app.TIMEOUTS["train"] == catalogue.STAGES["train"].modal_timeout_s
 
 
 def test_task_timeout_must_outlast_the_stages(settings):
