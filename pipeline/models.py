@@ -48,6 +48,9 @@ class Job(models.Model):
 
     backend = models.CharField(max_length=16, choices=Backend, default=Backend.LOCAL)
     preset = models.CharField(max_length=16, default="standard")
+    # Training steps, worked out on the site when the job is created (those asked for, else
+    # the preset's for the device it runs on) and always passed to the engine. Empty only on
+    # a job from before they were stored that never trained.
     iterations = models.PositiveIntegerField(null=True, blank=True)
     frame_count = models.PositiveIntegerField(default=1440)
     frame_size = models.PositiveIntegerField(default=1024)

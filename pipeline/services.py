@@ -73,13 +73,16 @@ class JobOptions:
                            f"{', '.join(costs.GPU_PRICES_PER_HOUR)}.")
 
     def resolved(self, backend: str) -> JobOptions:
-        """A copy with the preset's defaults filled in for the backend's device."""
+        """A copy with the preset's defaults filled in for the backend's device: the
+        training steps too, so the job stores, estimates and passes to the engine one
+        number, wherever the engine runs (NERF_DEFAULT_ITERATIONS is read here, on the
+        site, for a GPU's `standard`)."""
         device = costs.local_device() if backend == "local" else "cuda"
         preset = get_preset(self.preset, device)
         gpu_type = None if backend == "local" else (self.gpu_type or settings.GPU_TYPE)
         return JobOptions(
             preset=self.preset,
-            iterations=self.iterations,
+            iterations=self.iterations or preset.iterations,
             frame_count=self.frame_count or preset.frames,
             frame_size=self.frame_size or preset.frame_size,
             frame_rows=self.frame_rows,

@@ -41,7 +41,7 @@ from pipeline.models import Job
 from pipeline.previews import FramesError, build_site_frames
 from pipeline.progress import doc_of_this_run, overall_fraction, progress_fields, seconds_left
 from pipeline.selectors import first_unfinished_stage, model_is_kept
-from pipeline.services import photos_check
+from pipeline.services import JobOptions, photos_check
 from pipeline.storage import job_compare_dir, job_model_dir, publish_job_frames
 from products.selectors import product_usable_photos
 
@@ -149,7 +149,7 @@ class JobRunner:
 
     def run_stage(self, stage: str) -> None:
         before = self._before_stage(stage)
-        args = self._stage_args(stage)
+        args = self.stage_args(stage)
         started = timezone.now()
         entry = {"stage": stage, "attempt": self.attempt, "started_at": started.isoformat(),
                  "finished_at": None, "outcome": "running"}
@@ -254,17 +254,25 @@ class JobRunner:
                 self.backend.restore_model(self.job_id, job_model_dir(source))
         return STAGES[stage].message
 
-    def _stage_args(self, stage: str) -> list[str]:
+    def stage_args(self, stage: str) -> list[str]:
+        """The engine options the worker passes to `stage` (without --workspace)."""
         job = self.job
         if stage == "train":
-            args = ["--preset", job.preset]
-            return args + ["--iterations", str(job.iterations)] if job.iterations else args
+            # Always the steps the job was estimated for: the engine's own default could
+            # differ (it reads NERF_DEFAULT_ITERATIONS where it runs, e.g. on Modal).
+            return ["--preset", job.preset, "--iterations", str(self._iterations())]
         if stage == "render":
             args = ["--frames", str(job.frame_count), "--rows", str(job.frame_rows),
                     "--size", str(job.frame_size)]
             # An earlier job (no fill) rendered again by a retry is framed as today's are.
             return args + ["--fill", str(job.frame_fill)] if job.frame_fill else args
         return []
+
+    def _iterations(self) -> int:
+        """The job's training steps; a job from before they were stored gets them
+        worked out as a new job would."""
+        job = self.job
+        return job.iterations or JobOptions(preset=job.preset).resolved(job.backend).iterations
 
     def _pack_photos(self) -> None:
         photos = photos_check(product=self.job.product)

@@ -20,8 +20,8 @@ from pipeline.backends import BackendError, StageStatus, get_backend
 from pipeline.backends.modal import ModalBackend
 from pipeline.cleanup import cleanup_workspaces
 from pipeline.models import Job
-from pipeline.services import JobOptions, start_job
-from pipeline.tasks import run_job
+from pipeline.services import JobOptions, estimate_job, start_job
+from pipeline.tasks import JobRunner, run_job
 from products.models import Product
 from tests.fake_modal import FAKE_TOKEN, FakeModalClient, FakeModalVolume
 from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png, storage
@@ -336,6 +336,35 @@ def test_modal_colmap_stage_runs_on_the_uploaded_photos(deployed, tmp_path):
 
 
 # --- a whole job, through the worker's task -----------------------------------------------
+@pytest.mark.django_db
+def test_modal_training_gets_the_steps_the_site_worked_out(
+        modal_settings, volume, storage, django_user_model, monkeypatch):
+    """The engine on Modal cannot read the site's NERF_DEFAULT_ITERATIONS: the steps the
+    estimate assumed are worked out on the site, stored on the job and always passed."""
+    monkeypatch.setenv("NERF_DEFAULT_ITERATIONS", "1234")
+    owner = django_user_model.objects.create_user("shop", password="pw-shop-123")
+    product = Product.objects.create(owner=owner, name="Mug", sku="MUG-1")
+    try:
+        for i in range(modal_settings.JOB_MIN_PHOTOS):
+            add_photo(product, noise_png(i, (64, 48)), f"p{i}.png", i)
+        job = start_job(product, JobOptions(), backend="modal", enqueue=False)
+        assert (job.preset, job.iterations) == ("standard", 1234)
+        assert estimate_job(product, JobOptions(), backend="modal").iterations == 1234
+
+        backend, cloud = make_backend(volume, train_nerf=lambda *a: summary())
+        runner = JobRunner(job, backend)
+        backend.start(str(job.pk), "train", runner.stage_args("train"), time_limit=60)
+        job.iterations = None  # a job from before the steps were stored
+        backend.start(str(job.pk), "train", runner.stage_args("train"), time_limit=60)
+        assert [args for _, (_, args), _ in cloud.spawned] == [
+            ["--preset", "standard", "--iterations", "1234"]] * 2
+
+        # Steps asked for are kept as they are.
+        assert JobOptions(preset="draft", iterations=77).resolved("modal").iterations == 77
+    finally:
+        delete_photo_files(product)
+
+
 @pytest.mark.django_db
 def test_modal_job_without_credentials_fails_clearly_and_the_site_works(
         settings, storage, client, django_user_model):
