@@ -10,10 +10,11 @@ class PipelineConfig(AppConfig):
         # Imported here: models and signal receivers need the app registry ready.
         from products.models import SUMMARY_ANNOTATIONS
 
-        from . import checks, signals  # noqa: F401  (checks register on import)
+        from . import checks, receivers  # noqa: F401  (both register on import)
         from .schedules import ensure_schedules
+        from .selectors import latest_job_annotations
 
-        SUMMARY_ANNOTATIONS.append(signals.latest_job_annotations)
+        SUMMARY_ANNOTATIONS.append(latest_job_annotations)
 
         # After django_q's tables exist: sender=self runs once per migrate, after ours.
         post_migrate.connect(ensure_schedules, sender=self,

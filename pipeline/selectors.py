@@ -11,7 +11,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    DecimalField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
@@ -57,6 +66,16 @@ def min_photos() -> int:
 
 def model_is_kept(job: Job) -> bool:
     return (job_model_dir(job) / MODEL_DIR).is_dir()
+
+
+def latest_job_annotations() -> dict[str, Any]:
+    """The product's newest job, for ProductQuerySet.with_summary()."""
+    latest = Job.objects.filter(product=OuterRef("pk")).order_by("-created_at")
+    return {
+        "latest_job_id": Subquery(latest.values("pk")[:1]),
+        "latest_job_status": Subquery(latest.values("status")[:1]),
+        "latest_job_progress": Subquery(latest.values("progress")[:1]),
+    }
 
 
 # --- results ----------------------------------------------------------------------------
