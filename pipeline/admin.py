@@ -76,11 +76,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed or cancelled jobs")
     def retry_jobs(self, request, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.retry_job, "Queued again")
+        self._each(request, queryset, services.job_retry, "Queued again")
 
     @admin.action(description="Cancel the selected queued or running jobs")
     def cancel_jobs(self, request, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.cancel_job, "Cancelled")
+        self._each(request, queryset, services.job_cancel, "Cancelled")
 
     def _each(self, request, queryset, action, done: str) -> None:
         ok = 0
@@ -118,7 +118,7 @@ class ProductWithJobsAdmin(ProductAdmin):
         started = 0
         for product in queryset:
             try:
-                services.start_job(product, services.JobOptions())
+                services.job_start(product, services.JobOptions())
                 started += 1
             except services.JobError as exc:
                 self.message_user(request, f"{product.name}: {exc}", messages.WARNING)

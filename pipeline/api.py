@@ -326,7 +326,7 @@ def list_jobs(request: HttpRequest, filters: Query[JobFilter]):
                   summary="Estimate a job's time and cost")
 def estimate(request: HttpRequest, payload: StartJobIn):
     product = owned_product(request, payload.product_id)
-    return estimate_out(services.estimate_job(product, payload.to_options()))
+    return estimate_out(services.job_estimate(product, payload.to_options()))
 
 
 @jobs_router.post("", response=responses({201: JobOut}, 409), summary="Start a job")
@@ -335,7 +335,7 @@ def start(request: HttpRequest, payload: StartJobIn):
     `GET /api/jobs/{id}` for its progress. Answers 409 when the product has too few photos
     or already has a job queued or running."""
     product = owned_product(request, payload.product_id)
-    return Status(201, services.start_job(product, payload.to_options()))
+    return Status(201, services.job_start(product, payload.to_options()))
 
 
 @jobs_router.post("/batch", response=responses({200: BatchOut}), summary="Start many jobs")
@@ -358,19 +358,19 @@ def get_job(request: HttpRequest, job_id: JobId):
 @jobs_router.post("/{job_id}/cancel", response=responses({200: JobOut}, 409),
                   summary="Cancel a queued or running job")
 def cancel(request: HttpRequest, job_id: JobId):
-    return services.cancel_job(owned_job(request, job_id))
+    return services.job_cancel(owned_job(request, job_id))
 
 
 @jobs_router.post("/{job_id}/retry", response=responses({200: JobOut}, 409),
                   summary="Retry a failed or cancelled job")
 def retry(request: HttpRequest, job_id: JobId):
-    return services.retry_job(owned_job(request, job_id))
+    return services.job_retry(owned_job(request, job_id))
 
 
 @jobs_router.post("/{job_id}/rerender", response=responses({201: JobOut}, 409),
                   summary="Render a finished job's model again with other frame settings")
 def rerender(request: HttpRequest, job_id: JobId, payload: FrameOptionsIn):
-    return Status(201, services.rerender_job(owned_job(request, job_id),
+    return Status(201, services.job_rerender(owned_job(request, job_id),
                                              payload.to_options()))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from pipeline import costs
+from pipeline import costs, transitions
 from pipeline.backends import BackendError, get_backend
 from pipeline.engine.catalogue import ENGINE_STAGES, RERENDER_STAGES
 from pipeline.engine.presets import (
@@ -28,7 +28,7 @@ from pipeline.engine.presets import (
 from pipeline.errors import JobError
 from pipeline.models import Job
 from pipeline.selectors import first_unfinished_stage, min_photos, model_is_kept
-from pipeline.transitions import job_cancel, job_enqueue, job_requeue
+from pipeline.transitions import job_enqueue, job_requeue
 from products.models import Photo, Product
 from products.selectors import product_usable_photos
 
@@ -119,7 +119,7 @@ def default_backend() -> str:
     return settings.NERF_BACKEND
 
 
-def estimate_job(product: Product, options: JobOptions, *,
+def job_estimate(product: Product, options: JobOptions, *,
                  backend: str | None = None) -> costs.Estimate:
     """Expected seconds per stage and cost (USD) of a job with these options."""
     backend = backend or default_backend()
@@ -136,7 +136,7 @@ def estimate_job(product: Product, options: JobOptions, *,
 
 
 # --- lifecycle -----------------------------------------------------------------------
-def start_job(product: Product, options: JobOptions, *, backend: str | None = None,
+def job_start(product: Product, options: JobOptions, *, backend: str | None = None,
               enqueue: bool = True) -> Job:
     """Create a queued Job for `product` and hand it to the worker.
 
@@ -146,7 +146,7 @@ def start_job(product: Product, options: JobOptions, *, backend: str | None = No
     backend = backend or default_backend()
     photos_check(product=product)
     opts = options.resolved(backend)
-    estimate = estimate_job(product, options, backend=backend)
+    estimate = job_estimate(product, options, backend=backend)
     try:
         with transaction.atomic():
             if Job.objects.filter(product=product, status__in=Job.ACTIVE_STATUSES).exists():
@@ -187,15 +187,15 @@ def job_start_many(*, products: dict[int, Product], product_ids: list[int],
             results.append(StartResult(product_id, error="Not found."))
             continue
         try:
-            results.append(StartResult(product_id, job=start_job(product, options)))
+            results.append(StartResult(product_id, job=job_start(product, options)))
         except JobError as exc:
             results.append(StartResult(product_id, error=str(exc)))
     return results
 
 
-def cancel_job(job: Job) -> Job:
+def job_cancel(job: Job) -> Job:
     """Stop a queued or running job. Its workspace stays, so it can be retried."""
-    stopped = job_cancel(job=job)
+    stopped = transitions.job_cancel(job=job)
     job.refresh_from_db()
     if not stopped:
         raise JobError(f"This job has already {job.get_status_display().lower()}; "
@@ -211,7 +211,7 @@ def cancel_job(job: Job) -> Job:
     return job
 
 
-def retry_job(job: Job) -> Job:
+def job_retry(job: Job) -> Job:
     """Queue a failed or cancelled job again. It resumes at its first unfinished stage
     and reuses what the finished stages produced (poses, the trained model)."""
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
@@ -233,7 +233,7 @@ def retry_job(job: Job) -> Job:
     return job
 
 
-def rerender_job(job: Job, options: JobOptions) -> Job:
+def job_rerender(job: Job, options: JobOptions) -> Job:
     """A new render-only job that renders `job`'s kept model with other frame settings.
 
     Needs no photos and no training; works after the workspace was cleaned up.

@@ -146,9 +146,9 @@ def generate(request: HttpRequest, product_pk: int) -> HttpResponse:
     if not form.is_bound or form.is_valid():
         try:
             options = form.to_options() if form.is_bound else services.JobOptions()
-            estimate = services.estimate_job(product, options)
+            estimate = services.job_estimate(product, options)
             if request.method == "POST":
-                job = services.start_job(product, options)
+                job = services.job_start(product, options)
                 messages.success(request, "Job started. This page shows its progress.")
                 return redirect(job)
         except services.JobError as exc:
@@ -166,7 +166,7 @@ def generate(request: HttpRequest, product_pk: int) -> HttpResponse:
 def cancel(request: HttpRequest, pk) -> HttpResponse:
     job = owned_job(request, pk)
     try:
-        services.cancel_job(job)
+        services.job_cancel(job)
         messages.success(request, "Job cancelled. You can retry it later.")
     except services.JobError as exc:
         messages.error(request, str(exc))
@@ -178,7 +178,7 @@ def cancel(request: HttpRequest, pk) -> HttpResponse:
 def retry(request: HttpRequest, pk) -> HttpResponse:
     job = owned_job(request, pk)
     try:
-        services.retry_job(job)
+        services.job_retry(job)
         messages.success(request, "Job queued again; it resumes where it stopped.")
     except services.JobError as exc:
         messages.error(request, str(exc))
@@ -195,7 +195,7 @@ def rerender(request: HttpRequest, pk) -> HttpResponse:
             messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
         return redirect(job)
     try:
-        new = services.rerender_job(job, form.to_options(job.preset))
+        new = services.job_rerender(job, form.to_options(job.preset))
     except services.JobError as exc:
         messages.error(request, str(exc))
         return redirect(job)

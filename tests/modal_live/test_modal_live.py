@@ -19,7 +19,7 @@ import pytest
 from pipeline import costs
 from pipeline.backends import get_backend
 from pipeline.models import Job
-from pipeline.services import JobOptions, start_job
+from pipeline.services import JobOptions, job_start
 from pipeline.tasks import run_job
 from products.models import Product
 from tests.site.jobs_fixtures import add_photos_from, delete_photo_files, frames_dir, storage
@@ -55,7 +55,7 @@ def test_modal_live_test_preset_job_end_to_end(settings, storage, tmp_path,
     scene = make_scene(tmp_path / "scene", n_views=24)
     add_photos_from(product, scene.images_dir)
     try:
-        job = start_job(product, JobOptions(preset="test", frame_count=12, frame_size=128),
+        job = job_start(product, JobOptions(preset="test", frame_count=12, frame_size=128),
                         backend="modal", enqueue=False)
         assert run_job(str(job.pk), job.attempts) == Job.Status.SUCCEEDED, \
             Job.objects.get(pk=job.pk).error

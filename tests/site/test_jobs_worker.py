@@ -29,10 +29,10 @@ from pipeline.models import Job
 from pipeline.selectors import read_manifest
 from pipeline.services import (
     JobOptions,
-    cancel_job,
-    rerender_job,
-    retry_job,
-    start_job,
+    job_cancel,
+    job_rerender,
+    job_retry,
+    job_start,
 )
 from pipeline.storage import job_compare_dir, job_model_dir
 from pipeline.tasks import run_job
@@ -115,7 +115,7 @@ def alive(pid: int) -> bool:
 
 def posed_job(product: Product, posed: Path, **options) -> Job:
     """A queued job whose colmap stage is done: the posed workspace copied into place."""
-    job = start_job(product, JobOptions(**{**TINY, **options}), backend="local",
+    job = job_start(product, JobOptions(**{**TINY, **options}), backend="local",
                     enqueue=False)
     ws = LocalBackend().workspace(str(job.pk))
     shutil.copytree(posed, ws)
@@ -139,7 +139,7 @@ def test_failed_job_shows_the_engines_message_then_retry_runs_to_the_end(
     message; after adding good photos, a retry runs every stage and finishes the spin."""
     for i in range(settings.JOB_MIN_PHOTOS):
         add_photo(product, noise_png(i), f"noise{i}.png", i)
-    job = start_job(product, JobOptions(**TINY, iterations=8), backend="local")
+    job = job_start(product, JobOptions(**TINY, iterations=8), backend="local")
     job = wait_for(lambda: Job.objects.filter(pk=job.pk, status="failed").first(),
                    timeout=120, what="the job to fail at poses")
     assert job.stage == "colmap" and job.colmap_finished_at is None
@@ -148,7 +148,7 @@ def test_failed_job_shows_the_engines_message_then_retry_runs_to_the_end(
     assert job.stage_log[-1]["outcome"] == "failed"
 
     add_photos_from(product, scene.images_dir)
-    job = retry_job(job)
+    job = job_retry(job)
     seen = set()
 
     def finished():
@@ -216,7 +216,7 @@ def test_cancel_during_training_stops_the_engine_and_keeps_the_workspace(
     handle = wait_for(lambda: training_handle(job), timeout=120, what="training to run")
     assert alive(handle["pid"])
     cancelled_at = time.monotonic()
-    job = cancel_job(job)
+    job = job_cancel(job)
     assert job.status == "cancelled"
     wait_for(lambda: not alive(handle["pid"]), timeout=10, what="the engine to stop")
     assert time.monotonic() - cancelled_at < 10
@@ -265,7 +265,7 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
             assert (job.status, job.attempts) == ("running", 2)
             assert [(e["stage"], e["outcome"]) for e in job.stage_log] == [
                 ("train", "lost"), ("train", "running")]  # the killed attempt's is closed
-            cancel_job(job)
+            job_cancel(job)
             wait_for(lambda: not alive(new["pid"]), timeout=10, what="the engine to stop")
     finally:
         stop_cluster(first)
@@ -292,7 +292,7 @@ def test_retry_after_a_render_failure_renders_only_then_rerender_after_cleanup(
     train_started = job.train_started_at
 
     settings.JOB_STAGE_TIME_LIMITS = {**settings.JOB_STAGE_TIME_LIMITS, "render": 600}
-    job = retry_job(job)
+    job = job_retry(job)
     assert run_job(str(job.pk), 2) == "succeeded"
     job.refresh_from_db()
     # Neither poses nor training ran again: no new entries, same times, untouched files.
@@ -311,7 +311,7 @@ def test_retry_after_a_render_failure_renders_only_then_rerender_after_cleanup(
 
     # The kept model renders again, with other frame settings, without its workspace.
     settings.CLEANUP_AFTER_COLLECT = True
-    again = rerender_job(job, JobOptions(frame_count=3, frame_size=40, frame_rows=2,
+    again = job_rerender(job, JobOptions(frame_count=3, frame_size=40, frame_rows=2,
                                          frame_fill=70))
     assert run_job(str(again.pk), 1) == "succeeded", Job.objects.get(pk=again.pk).error
     again.refresh_from_db()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from pipeline import transitions
 from pipeline.models import Job
 from pipeline.recovery import recover_stale_jobs
-from pipeline.services import retry_job
+from pipeline.services import job_retry
 from products.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +80,7 @@ def test_retrying_a_job_cancelled_under_a_dead_worker_closes_its_entry(product, 
     assert transitions.job_cancel(job=job)  # nobody was left to record the stage's end
     job.refresh_from_db()
     assert job.stage_log[-1]["outcome"] == "running"
-    retry_job(job)
+    job_retry(job)
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("queued", 2)
     assert job.stage_log[-1]["outcome"] == "lost"

@@ -20,7 +20,7 @@ from pipeline.backends import BackendError, StageStatus, get_backend
 from pipeline.backends.modal import ModalBackend
 from pipeline.cleanup import cleanup_workspaces
 from pipeline.models import Job
-from pipeline.services import JobOptions, estimate_job, start_job
+from pipeline.services import JobOptions, job_estimate, job_start
 from pipeline.tasks import JobRunner, run_job
 from products.models import Product
 from tests.fake_modal import FAKE_TOKEN, FakeModalClient, FakeModalVolume
@@ -347,9 +347,9 @@ def test_modal_training_gets_the_steps_the_site_worked_out(
     try:
         for i in range(modal_settings.JOB_MIN_PHOTOS):
             add_photo(product, noise_png(i, (64, 48)), f"p{i}.png", i)
-        job = start_job(product, JobOptions(), backend="modal", enqueue=False)
+        job = job_start(product, JobOptions(), backend="modal", enqueue=False)
         assert (job.preset, job.iterations) == ("standard", 1234)
-        assert estimate_job(product, JobOptions(), backend="modal").iterations == 1234
+        assert job_estimate(product, JobOptions(), backend="modal").iterations == 1234
 
         backend, cloud = make_backend(volume, train_nerf=lambda *a: summary())
         runner = JobRunner(job, backend)
@@ -374,7 +374,7 @@ def test_modal_job_without_credentials_fails_clearly_and_the_site_works(
     try:
         for i in range(settings.JOB_MIN_PHOTOS):
             add_photo(product, noise_png(i, (64, 48)), f"p{i}.png", i)
-        job = start_job(product, JobOptions(preset="test"), backend="modal", enqueue=False)
+        job = job_start(product, JobOptions(preset="test"), backend="modal", enqueue=False)
         assert job.gpu_type == settings.GPU_TYPE and job.estimated_cost > 0
 
         assert run_job(str(job.pk), job.attempts) == Job.Status.FAILED

@@ -15,7 +15,7 @@ from django.utils import timezone
 from pipeline.backends.local import LocalBackend
 from pipeline.models import Job
 from pipeline.recovery import recover_stale_jobs, resend_lost_tasks
-from pipeline.services import JobOptions, start_job
+from pipeline.services import JobOptions, job_start
 from products.models import Product
 from tests.site.jobs_fixtures import (
     add_photo,
@@ -122,9 +122,9 @@ def test_a_job_that_keeps_losing_its_worker_is_failed(product, storage, settings
 
 
 def queued_job(product, *, age: float, enqueue: bool) -> Job:
-    # start_job enqueues once its transaction commits; the test's transaction never does.
+    # job_start enqueues once its transaction commits; the test's transaction never does.
     with TestCase.captureOnCommitCallbacks(execute=True):
-        job = start_job(product, JobOptions(preset="test"), enqueue=enqueue)
+        job = job_start(product, JobOptions(preset="test"), enqueue=enqueue)
     then = timezone.now() - timedelta(seconds=age)
     Job.objects.filter(pk=job.pk).update(updated_at=then, created_at=then)
     job.refresh_from_db()

@@ -13,11 +13,11 @@ from pipeline.models import Job
 from pipeline.selectors import job_file_url, read_manifest
 from pipeline.services import (
     JobOptions,
-    cancel_job,
-    estimate_job,
-    rerender_job,
-    retry_job,
-    start_job,
+    job_cancel,
+    job_estimate,
+    job_rerender,
+    job_retry,
+    job_start,
 )
 from pipeline.storage import job_model_dir
 from pipeline.tasks import run_job
@@ -83,19 +83,19 @@ class TestOptions:
 class TestEstimate:
     def test_local_jobs_cost_nothing(self, photographed, monkeypatch):
         monkeypatch.setenv("NERF_DEVICE", "cpu")
-        estimate = estimate_job(photographed, JobOptions(preset="test"), backend="local")
+        estimate = job_estimate(photographed, JobOptions(preset="test"), backend="local")
         assert estimate.cost_usd == 0 and estimate.gpu_type is None
         assert set(estimate.stage_seconds) == {"colmap", "train", "render", "finalize"}
         assert estimate.total_seconds == pytest.approx(sum(estimate.stage_seconds.values()))
 
     def test_modal_cost_is_gpu_seconds_times_the_price(self, photographed):
         opts = JobOptions(preset="standard", gpu_type="A10G")
-        estimate = estimate_job(photographed, opts, backend="modal")
+        estimate = job_estimate(photographed, opts, backend="modal")
         gpu_s = estimate.stage_seconds["train"] + estimate.stage_seconds["render"]
         assert estimate.cost_usd == costs.cost_of(gpu_s, "A10G")
         assert estimate.cost_usd == (Decimal("1.10") * Decimal(str(gpu_s)) / 3600).quantize(
             Decimal("0.0001"))
-        cheaper = estimate_job(photographed, JobOptions(preset="standard", gpu_type="T4"),
+        cheaper = job_estimate(photographed, JobOptions(preset="standard", gpu_type="T4"),
                                backend="modal")
         assert 0 < cheaper.cost_usd < estimate.cost_usd
 
@@ -105,18 +105,18 @@ class TestStart:
         add_photo(product, noise_png(1, (64, 48)), "only.png", 0)
         with pytest.raises(JobError, match=rf"1 usable photo; .* at least "
                                            rf"{settings.JOB_MIN_PHOTOS}"):
-            start_job(product, JobOptions(preset="test"))
+            job_start(product, JobOptions(preset="test"))
         assert not Job.objects.exists()
 
     def test_photos_whose_files_are_gone_do_not_count(self, photographed):
         photographed.photos.first().image.delete(save=False)
         with pytest.raises(JobError, match="usable photos"):
-            start_job(photographed, JobOptions(preset="test"))
+            job_start(photographed, JobOptions(preset="test"))
 
     def test_start_creates_a_queued_job_and_enqueues_the_task(
             self, photographed, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
-            job = start_job(photographed, JobOptions(preset="test", frame_count=4),
+            job = job_start(photographed, JobOptions(preset="test", frame_count=4),
                             backend="local")
         job.refresh_from_db()
         assert (job.status, job.attempts, job.frame_count, job.backend) == (
@@ -128,22 +128,22 @@ class TestStart:
         assert job.task_id == queued[0]["id"]
 
     def test_a_second_job_for_the_same_product_is_refused(self, photographed):
-        start_job(photographed, JobOptions(preset="test"), enqueue=False)
+        job_start(photographed, JobOptions(preset="test"), enqueue=False)
         with pytest.raises(JobError, match="already has a job queued or running"):
-            start_job(photographed, JobOptions(preset="test"), enqueue=False)
+            job_start(photographed, JobOptions(preset="test"), enqueue=False)
         assert Job.objects.count() == 1
 
 
 class TestClaim:
     def test_a_task_delivered_twice_runs_the_job_once(self, photographed, storage):
-        job = start_job(photographed, JobOptions(preset="test"), enqueue=False)
+        job = job_start(photographed, JobOptions(preset="test"), enqueue=False)
         Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)  # the first delivery
         assert run_job(str(job.pk), 1) == "skipped"
         job.refresh_from_db()
         assert job.status == "running" and job.stage_log == []
 
     def test_an_old_attempts_task_does_nothing_after_a_retry(self, photographed, storage):
-        job = start_job(photographed, JobOptions(preset="test"), enqueue=False)
+        job = job_start(photographed, JobOptions(preset="test"), enqueue=False)
         Job.objects.filter(pk=job.pk).update(attempts=2)
         assert run_job(str(job.pk), 1) == "skipped"
         assert Job.objects.get(pk=job.pk).status == "queued"
@@ -151,44 +151,44 @@ class TestClaim:
 
 class TestCancelRetry:
     def test_cancel_a_queued_job_then_cancel_again(self, photographed):
-        job = start_job(photographed, JobOptions(preset="test"), enqueue=False)
-        job = cancel_job(job)
+        job = job_start(photographed, JobOptions(preset="test"), enqueue=False)
+        job = job_cancel(job)
         assert job.status == "cancelled" and job.finished_at is not None
         with pytest.raises(JobError, match="already cancelled; there is nothing to cancel"):
-            cancel_job(job)
+            job_cancel(job)
 
     def test_retry_resumes_at_the_first_unfinished_stage(
             self, photographed, django_capture_on_commit_callbacks):
-        job = start_job(photographed, JobOptions(preset="test"), enqueue=False)
+        job = job_start(photographed, JobOptions(preset="test"), enqueue=False)
         now = timezone.now()
         Job.objects.filter(pk=job.pk).update(
             status=Job.Status.FAILED, error="boom", colmap_started_at=now,
             colmap_finished_at=now, train_started_at=now, finished_at=now)
         job.refresh_from_db()
         with django_capture_on_commit_callbacks(execute=True):
-            job = retry_job(job)
+            job = job_retry(job)
         assert (job.status, job.attempts, job.error) == ("queued", 2, "")
         assert job.message == "Queued again: resumes at training."
         assert [t["args"] for t in drain_queue()] == [(str(job.pk), 2)]
 
     def test_only_failed_or_cancelled_jobs_can_be_retried(self, photographed):
-        job = start_job(photographed, JobOptions(preset="test"), enqueue=False)
+        job = job_start(photographed, JobOptions(preset="test"), enqueue=False)
         with pytest.raises(JobError, match="this one is queued"):
-            retry_job(job)
+            job_retry(job)
 
     def test_retry_is_refused_while_another_job_is_active(self, photographed):
-        first = start_job(photographed, JobOptions(preset="test"), enqueue=False)
-        first = cancel_job(first)
-        start_job(photographed, JobOptions(preset="test"), enqueue=False)
+        first = job_start(photographed, JobOptions(preset="test"), enqueue=False)
+        first = job_cancel(first)
+        job_start(photographed, JobOptions(preset="test"), enqueue=False)
         with pytest.raises(JobError, match="already has a job queued or running"):
-            retry_job(first)
+            job_retry(first)
 
 
 class TestRerender:
     def test_refused_without_a_kept_model(self, photographed, storage):
         job = Job.objects.create(product=photographed, status=Job.Status.SUCCEEDED)
         with pytest.raises(JobError, match="no trained model kept"):
-            rerender_job(job, JobOptions(frame_count=12))
+            job_rerender(job, JobOptions(frame_count=12))
 
     def test_creates_a_render_only_job_from_the_kept_model(self, photographed, storage,
                                                            monkeypatch):
@@ -196,7 +196,7 @@ class TestRerender:
         job = Job.objects.create(product=photographed, status=Job.Status.SUCCEEDED,
                                  preset="test")
         (job_model_dir(job) / "model").mkdir(parents=True)
-        new = rerender_job(job, JobOptions(frame_count=12, frame_size=64, frame_rows=2,
+        new = job_rerender(job, JobOptions(frame_count=12, frame_size=64, frame_rows=2,
                                            frame_fill=75))
         assert new.source_job == job and new.is_render_only
         assert new.planned_stages == ("render", "finalize")
@@ -204,7 +204,7 @@ class TestRerender:
                 new.status) == (12, 64, 2, 75, "queued")
         # A re-render of the re-render renders the same trained model.
         Job.objects.filter(pk=new.pk).update(status=Job.Status.SUCCEEDED)
-        again = rerender_job(Job.objects.get(pk=new.pk), JobOptions(frame_count=4))
+        again = job_rerender(Job.objects.get(pk=new.pk), JobOptions(frame_count=4))
         assert again.source_job == job
 
 

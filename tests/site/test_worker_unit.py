@@ -19,7 +19,7 @@ from django_q.status import Stat
 
 from pipeline.backends.local import LocalBackend
 from pipeline.models import Job
-from pipeline.services import JobOptions, start_job
+from pipeline.services import JobOptions, job_start
 from pipeline.transitions import job_enqueue
 from products.models import Product
 from tests.conftest import ROOT, wait_for
@@ -82,7 +82,7 @@ def training_job(product: Product, tmp_path: Path) -> Job:
     train far longer than the test lasts."""
     scene = make_scene(tmp_path / "scene", n_views=8, width=96, height=72)
     add_photos_from(product, scene.images_dir)
-    job = start_job(product, JobOptions(preset="test", iterations=100_000, frame_count=4,
+    job = job_start(product, JobOptions(preset="test", iterations=100_000, frame_count=4,
                                         frame_size=48), backend="local", enqueue=False)
     scene.write_ground_truth_workspace(LocalBackend().workspace(str(job.pk)))
     now = timezone.now()

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from pipeline.engine.presets import DEFAULT_FILL_PERCENT, PRESET_NAMES
 from pipeline.errors import JobError
 from pipeline.models import Job
-from pipeline.services import JobOptions, cancel_job, start_job
+from pipeline.services import JobOptions, job_cancel, job_start
 from pipeline.storage import job_frames_location
 from pipeline.tasks import JobRunner
 from products.models import Product
@@ -81,7 +81,7 @@ class Command(BaseCommand):
                                  frame_rows=opts["rows"], frame_fill=opts["fill"])
             product = (self._product(opts["product"]) if opts["product"] is not None
                        else self._import(opts["images"], opts["owner"], opts["name"]))
-            job = start_job(product, options, backend="local", enqueue=False)
+            job = job_start(product, options, backend="local", enqueue=False)
         except JobError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Job {job.pk} for {product.name}: preset {job.preset}, "
@@ -95,7 +95,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             bars.close()
             runner.stop_stage()
-            cancel_job(Job.objects.get(pk=job.pk))
+            job_cancel(Job.objects.get(pk=job.pk))
             raise CommandError(
                 "Cancelled; `manage.py jobs` shows it, and it can be retried.") from None
         bars.close()
