@@ -135,7 +135,7 @@ admin.site.register(Product, ProductWithJobsAdmin)
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
     """Turntable videos, read-only: the worker makes them, and the job's page (or the API)
-    asks for them through pipeline.video_services."""
+    asks for them through pipeline.videos.services."""
 
     list_display = ["id", "job", "format", "background", "status", "progress", "size",
                     "created_at", "finished_at"]

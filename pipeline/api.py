@@ -19,12 +19,12 @@ from pipeline import (
     job_display,
     selectors,
     services,
-    video_selectors,
-    video_services,
 )
 from pipeline.engine.catalogue import ENGINE_STAGES, STAGES
 from pipeline.engine.presets import PRESET_NAMES
 from pipeline.models import Job, Video
+from pipeline.videos import selectors as video_selectors
+from pipeline.videos import services as video_services
 from products.models import Product
 from products.selectors import product_get_visible
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from pipeline import services, video_services
+from pipeline import services
 from pipeline.engine.catalogue import (
     DEFAULT_FILL_PERCENT,
     GPUS,
@@ -14,7 +14,6 @@ from pipeline.engine.catalogue import (
     MIN_FILL_PERCENT,
     PRESET_NAMES,
 )
-from pipeline.models import Video
 
 PRESET_HELP = {
     "test": "test — seconds, for trying the pipeline",
@@ -80,13 +79,3 @@ class GenerateForm(FrameOptionsForm):
                    iterations: int | None = None) -> services.JobOptions:
         return super().to_options(self.cleaned_data["preset"],
                                   self.cleaned_data.get("iterations"))
-
-
-class VideoForm(forms.Form):
-    format = forms.ChoiceField(choices=Video.Format.choices, initial=Video.Format.MP4,
-                               widget=forms.RadioSelect, label="Format")
-    background = forms.RegexField(
-        regex=video_services.COLOUR, initial=video_services.DEFAULT_BACKGROUND,
-        label="Background (MP4)", widget=forms.TextInput(attrs={"type": "color"}),
-        error_messages={"invalid": "Choose a colour as #rrggbb."},
-        help_text="Behind the product in the MP4. The WebM stays transparent.")

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import video_views, views
+from . import views
+from .videos import views as video_views
 
 app_name = "pipeline"
 urlpatterns = [

@@ -1,6 +1,6 @@
 """The job page's Video card: `{% load job_videos %}{% job_videos job as video %}`, then
-`{% include "pipeline/_video_card.html" %}`. The same list is the card's poll answer
-(pipeline.video_views.job_videos)."""
+`{% include "pipeline/_video_card.html" %}`. It reads the card's selector
+(pipeline.videos.selectors.video_card), as the card's poll view does."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 from django import template
 
-from pipeline.video_views import video_list_context
+from pipeline.videos.forms import VideoForm
+from pipeline.videos.selectors import video_card
 
 register = template.Library()
 
 
 @register.simple_tag
 def job_videos(job) -> dict[str, Any]:
-    return video_list_context(job)
+    return {"form": VideoForm(), **video_card(job=job)}

@@ -15,15 +15,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nerfsite.files import frame_storage
-from pipeline import video_selectors
 from pipeline.errors import JobError
 from pipeline.models import Job, Video
 from pipeline.selectors import finished_manifest
 from pipeline.storage import job_frames_relpath
+from pipeline.videos import selectors as video_selectors
 
 log = logging.getLogger(__name__)
 
-TASK = "pipeline.video_tasks.make_video"
+# Queued by this dotted path; tasks queued before the videos package name
+# pipeline.video_tasks.make_video, which still answers (a shim).
+TASK = "pipeline.videos.tasks.make_video"
 DEFAULT_BACKGROUND = "#ffffff"
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 

@@ -1,12 +1,15 @@
-"""Reads of turntable videos: a job's videos, and which of its frames a video shows."""
+"""Reads of turntable videos: a job's videos, the job page's Video card, and which of its
+frames a video shows."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 
 from pipeline.models import Job, Video
@@ -18,6 +21,15 @@ def video_list(*, job: Job) -> QuerySet[Video]:
     """The job's videos, oldest first. Visibility is the job's: callers get the job
     through selectors.job_get_visible first."""
     return job.videos.all()
+
+
+def video_card(*, job: Job) -> dict[str, Any]:
+    """What the job page's Video card shows, but its form: the job's videos, whether one
+    is being made, and where the page polls them and posts a request."""
+    videos = list(video_list(job=job))
+    return {"videos": videos, "active": any(v.is_active for v in videos),
+            "poll_url": reverse("pipeline:videos", args=[job.pk]),
+            "request_url": reverse("pipeline:video_request", args=[job.pk])}
 
 
 def video_get(*, job: Job, pk) -> Video:

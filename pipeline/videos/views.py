@@ -9,24 +9,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from pipeline import selectors, video_selectors, video_services
+from pipeline import selectors
 from pipeline.errors import JobError
-from pipeline.forms import VideoForm
 from pipeline.models import Job
+from pipeline.videos import selectors as video_selectors
+from pipeline.videos import services as video_services
+from pipeline.videos.forms import VideoForm
 
 CARD_ANCHOR = "#video"
 
 
 def video_list_context(job: Job) -> dict[str, Any]:
-    """What the Video card shows: the form, the job's videos, and where to poll them."""
-    videos = list(video_selectors.video_list(job=job))
-    return {"form": VideoForm(), "videos": videos,
-            "active": any(v.is_active for v in videos),
-            "poll_url": reverse("pipeline:videos", args=[job.pk]),
-            "request_url": reverse("pipeline:video_request", args=[job.pk])}
+    """What the Video card shows: the form, and the card's data (videos.selectors)."""
+    return {"form": VideoForm(), **video_selectors.video_card(job=job)}
 
 
 @login_required

@@ -14,14 +14,17 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from PIL import Image
 
 from accounts.tokens import create_token
 from nerfsite.files import frame_storage
-from pipeline import video, video_selectors, video_services
 from pipeline.errors import JobError
 from pipeline.models import Job, Video
-from pipeline.video_tasks import make_video
+from pipeline.videos import encode as video
+from pipeline.videos import selectors as video_selectors
+from pipeline.videos import services as video_services
+from pipeline.videos.tasks import make_video
 from products.models import Product
 from tests.conftest import wait_for
 from tests.s3_server import s3_buckets, s3_endpoint
@@ -161,7 +164,9 @@ class TestRequest:
         assert again.pk == first.pk and first.background == "#ffaa00"
         tasks = drain_queue()
         assert [list(t["args"]) for t in tasks] == [[str(first.pk), 1]]
-        assert tasks[0]["func"] == "pipeline.video_tasks.make_video"
+        assert tasks[0]["func"] == "pipeline.videos.tasks.make_video"
+        # A task queued before the videos package still finds its function.
+        assert import_string("pipeline.video_tasks.make_video") is make_video
         # WebM has no background: any colour asks for the same transparent video.
         webm = video_services.video_request(job=done_job, fmt="webm", background="#000000")
         assert webm.background == "" and video_services.video_request(
