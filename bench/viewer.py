@@ -3,7 +3,7 @@
     python bench/viewer.py [--frames 1440] [--size 512] [--mbps 10] [--latency-ms 40]
 
 Makes a job's worth of transparent frames (a lit, textured box turning; enough to weigh
-like real frames), builds the site's previews and sprite with pipeline.previews exactly as
+like real frames), builds the site's previews and sprite with pipeline.delivery.previews exactly as
 the worker does, serves them over HTTP and opens static/js/spin-viewer.js in Debian's
 chromium with the network throttled through the DevTools protocol. Prints the bytes of
 what loads first and the milliseconds until the first full spin works (the sprite is
@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.previews import build_site_frames  # noqa: E402
+from pipeline.delivery.previews import build_site_frames  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -174,7 +174,7 @@ def frames_s3_storage(bucket: str, *, endpoint_url: str, region: str,
                       custom_domain: str = "") -> dict:
     # Unsigned, lasting URLs: storefronts embed them. A retried job publishes its frames
     # again under the same names (file_overwrite, the default).
-    return s3_storage("pipeline.s3.FrameS3Storage", bucket, endpoint_url=endpoint_url,
+    return s3_storage("pipeline.delivery.s3.FrameS3Storage", bucket, endpoint_url=endpoint_url,
                       region=region, querystring_auth=False,
                       custom_domain=custom_domain or None)
 
@@ -232,7 +232,7 @@ MODAL_TOKEN_SECRET = os.environ.get("MODAL_TOKEN_SECRET", "")
 MODAL_APP_NAME = os.environ.get("MODAL_APP_NAME", "nerf-prod" if PRODUCTION else "nerf-dev")
 MODAL_VOLUME_CLEANUP_HOURS = env_int("MODAL_VOLUME_CLEANUP_HOURS", 48)
 
-# --- Jobs (pipeline.tasks) ----------------------------------------------------------
+# --- Jobs (pipeline.jobs.tasks) ----------------------------------------------------------
 JOB_MIN_PHOTOS = env_int("JOB_MIN_PHOTOS", 8)
 # Seconds each engine stage may run before it is stopped and the job fails.
 # JOB_COLMAP_TIME_LIMIT, JOB_TRAIN_TIME_LIMIT, JOB_RENDER_TIME_LIMIT; defaults 1 h, 3 h

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from pipeline import selectors as job_selectors
+from pipeline.delivery.storage import MANIFEST
+from pipeline.jobs import selectors as job_selectors
 from pipeline.models import Job
-from pipeline.storage import MANIFEST
 
 
 def absolute(url: str) -> str:

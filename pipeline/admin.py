@@ -5,7 +5,7 @@ from django.utils.html import format_html, format_html_join
 from products.admin import ProductAdmin
 from products.models import Product
 
-from . import selectors, services
+from .jobs import selectors, services
 from .models import Job, Video
 
 
@@ -37,7 +37,7 @@ class JobAdmin(admin.ModelAdmin):
     actions = ["retry_jobs", "cancel_jobs"]
     change_list_template = "admin/pipeline/job/change_list.html"
     # A job is driven by the worker: every field is read-only here; change it through the
-    # actions (retry, cancel), which go through pipeline.services.
+    # actions (retry, cancel), which go through pipeline.jobs.services.
     fields = [
         "id", "product", "source_job", "status", "stage", "stage_progress", "progress",
         "message", "error", "eta_seconds", "backend", "gpu_type", "preset", "iterations",

@@ -13,16 +13,14 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 
 from nerfsite.api_common import MAX_DB_ID, Pages, responses
-from pipeline import (
-    comparison,
-    costs,
-    job_display,
-    selectors,
-    services,
-)
+from pipeline import costs
+from pipeline.display import job_display
 from pipeline.engine.catalogue import ENGINE_STAGES, STAGES
 from pipeline.engine.presets import PRESET_NAMES
+from pipeline.jobs import selectors, services
 from pipeline.models import Job, Video
+from pipeline.quality import comparison
+from pipeline.quality.responses import comparison_image
 from pipeline.videos import selectors as video_selectors
 from pipeline.videos import services as video_services
 from products.models import Product
@@ -427,7 +425,7 @@ def compare_image(request: HttpRequest, job_id: JobId,
                   kind: Annotated[Literal[comparison.IMAGE_KINDS], Path()]):
     """View `number` (from 1) of the job's `comparison`: the photo's product over white, or
     the spin from the photo's camera. Private like the photos: only for the job's owner."""
-    return comparison.image_response(owned_job(request, job_id), number, kind)
+    return comparison_image(owned_job(request, job_id), number, kind)
 
 
 @jobs_router.get("/{job_id}/masks/{number}", response=responses(), url_name="job_mask_image",
@@ -438,7 +436,7 @@ def compare_image(request: HttpRequest, job_id: JobId,
 def mask_image(request: HttpRequest, job_id: JobId, number: Annotated[int, Path(ge=1)]):
     """Mask `number` (from 1) of the job's `comparison.masks`, over its photo. Private like
     the photos: only for the job's owner."""
-    return comparison.image_response(owned_job(request, job_id), number,
+    return comparison_image(owned_job(request, job_id), number,
                                      comparison.MASK_KIND)
 
 

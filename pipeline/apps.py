@@ -11,8 +11,8 @@ class PipelineConfig(AppConfig):
         from products.models import SUMMARY_ANNOTATIONS
 
         from . import checks, receivers  # noqa: F401  (both register on import)
-        from .schedules import ensure_schedules
-        from .selectors import latest_job_annotations
+        from .jobs.schedules import ensure_schedules
+        from .jobs.selectors import latest_job_annotations
 
         SUMMARY_ANNOTATIONS.append(latest_job_annotations)
 

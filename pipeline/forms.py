@@ -1,4 +1,4 @@
-"""The Generate, Re-render and Video forms. Ranges mirror pipeline.services; the services check
+"""The Generate, Re-render and Video forms. Ranges mirror pipeline.jobs.services; the services check
 them again (and everything else) when the job starts."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from pipeline import services
 from pipeline.engine.catalogue import (
     DEFAULT_FILL_PERCENT,
     GPUS,
@@ -14,6 +13,7 @@ from pipeline.engine.catalogue import (
     MIN_FILL_PERCENT,
     PRESET_NAMES,
 )
+from pipeline.jobs import services
 
 PRESET_HELP = {
     "test": "test — seconds, for trying the pipeline",

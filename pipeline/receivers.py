@@ -1,7 +1,7 @@
 """Pipeline's part in products' life, connected when the app is ready (apps.py): no
 deleting photos under a running job, a deleted product's active job cancelled, every
 deleted job's files removed. Receivers live here and signals.py only declares, so
-pipeline.transitions (which sends job_finished) and these receivers (which call
+pipeline.jobs.transitions (which sends job_finished) and these receivers (which call
 transitions) import each other in one direction only."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
-from pipeline.cleanup import remove_deleted_job_files
+from pipeline.delivery.cleanup import remove_deleted_job_files
+from pipeline.jobs.transitions import job_cancel
 from pipeline.models import Job
-from pipeline.transitions import job_cancel
 from products.models import Photo, Product
 from products.services import ProductError
 from products.signals import deletion_requested

@@ -1,5 +1,5 @@
 """Job pages: generate (with the estimate first), a job's status with cancel, retry and
-re-render, and usage. They call pipeline.services; every refusal is shown as a message."""
+re-render, and usage. They call pipeline.jobs.services; every refusal is shown as a message."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ from nerfsite.files import frame_storage
 from nerfsite.ranges import with_byte_ranges
 from products.selectors import product_get_visible, product_usable_photos
 
-from . import charts, comparison, job_display, selectors, services
+from .delivery.spin import spin_document
+from .delivery.storage import SHORT_CACHE, frame_cache_control
+from .display import charts, job_display
 from .engine.presets import DEFAULT_FILL_PERCENT
 from .forms import FrameOptionsForm, GenerateForm
+from .jobs import selectors, services
 from .models import Job
-from .storage import SHORT_CACHE, frame_cache_control
+from .quality import responses
 
 
 class JobDetailView(LoginRequiredMixin, DetailView):
@@ -78,11 +81,11 @@ def embed_snippet(request: HttpRequest, spin_url: str) -> str:
 
 
 def frame_file(request: HttpRequest, path: str) -> HttpResponse:
-    """A finished job's frame, preview, sprite or zip batch (see pipeline.previews), when
+    """A finished job's frame, preview, sprite or zip batch (see pipeline.delivery.previews), when
     the frames storage is on this machine's disk; a bucket serves its own.
 
     Public like spin.json: the path holds the job's random UUID. Files never change once
-    published, so browsers and CDNs may keep them for good (pipeline.storage).
+    published, so browsers and CDNs may keep them for good (pipeline.delivery.storage).
     """
     if not isinstance(frame_storage, FileSystemStorage):
         raise Http404("Frames are served from their bucket.")
@@ -98,7 +101,7 @@ def frame_file(request: HttpRequest, path: str) -> HttpResponse:
 def compare_image(request: HttpRequest, pk, number: int, kind: str) -> FileResponse:
     """A photo of the job's comparison, or its render, for the job's owner (and staff)
     only: the photos are private, unlike the frames. Anyone else gets 404."""
-    return comparison.image_response(owned_job(request, pk), number, kind)
+    return responses.comparison_image(owned_job(request, pk), number, kind)
 
 
 @login_required
@@ -115,7 +118,7 @@ def spin_json(request: HttpRequest, pk) -> JsonResponse:
     this URL, and the job's random UUID is the only key. Unfinished jobs give 404.
     """
     job = get_object_or_404(Job, pk=pk, status=Job.Status.SUCCEEDED)
-    spin = job_display.spin_document(job, request.build_absolute_uri)
+    spin = spin_document(job, request.build_absolute_uri)
     if spin is None:
         raise Http404("This job's frames are not available.")
     response = JsonResponse(spin)

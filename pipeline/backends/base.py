@@ -1,6 +1,6 @@
 """The one interface between the worker and wherever the engine runs.
 
-The worker (pipeline.tasks) never touches a workspace itself: it asks a backend to put
+The worker (pipeline.jobs.tasks) never touches a workspace itself: it asks a backend to put
 the photos there, start an engine stage, watch it, stop it, and bring results home.
 `LocalBackend` runs stages as subprocesses on this machine; `ModalBackend` runs them as
 Modal functions on GPUs, with the workspace on the `nerf-data` volume. Both see the same

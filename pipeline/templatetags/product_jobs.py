@@ -8,7 +8,7 @@ from typing import Any
 
 from django import template
 
-from pipeline.job_display import product_showcase
+from pipeline.display.job_display import product_showcase
 
 register = template.Library()
 

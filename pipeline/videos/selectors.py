@@ -12,9 +12,9 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
+from pipeline.delivery.storage import job_frames_relpath
+from pipeline.jobs.selectors import finished_manifest
 from pipeline.models import Job, Video
-from pipeline.selectors import finished_manifest
-from pipeline.storage import job_frames_relpath
 
 
 def video_list(*, job: Job) -> QuerySet[Video]:
@@ -57,7 +57,7 @@ def video_is_lost(video: Video) -> bool:
 
 def video_frame_names(job: Job) -> list[str]:
     """Names in the frames storage of the frames a video of `job` shows: the row the
-    viewer starts on (the sprite's row, pipeline.previews), in azimuth order as spin.json
+    viewer starts on (the sprite's row, pipeline.delivery.previews), in azimuth order as spin.json
     lists them. Empty when the job has no published frames."""
     manifest = finished_manifest(job)
     if not manifest or not manifest.get("frames"):

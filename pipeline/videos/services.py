@@ -15,10 +15,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nerfsite.files import frame_storage
+from pipeline.delivery.storage import job_frames_relpath
 from pipeline.errors import JobError
+from pipeline.jobs.selectors import finished_manifest
 from pipeline.models import Job, Video
-from pipeline.selectors import finished_manifest
-from pipeline.storage import job_frames_relpath
 from pipeline.videos import selectors as video_selectors
 
 log = logging.getLogger(__name__)

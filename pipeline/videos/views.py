@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from pipeline import selectors
 from pipeline.errors import JobError
+from pipeline.jobs import selectors
 from pipeline.models import Job
 from pipeline.videos import selectors as video_selectors
 from pipeline.videos import services as video_services

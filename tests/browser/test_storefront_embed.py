@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from pipeline.delivery.storage import job_frames_relpath
 from pipeline.models import Job
-from pipeline.storage import job_frames_relpath
 from products import services
 from products.models import Product
 from tests.browser.conftest import drag_across, sign_in

@@ -18,9 +18,9 @@ import pytest
 
 from pipeline import costs
 from pipeline.backends import get_backend
+from pipeline.jobs.services import JobOptions, job_start
+from pipeline.jobs.tasks import run_job
 from pipeline.models import Job
-from pipeline.services import JobOptions, job_start
-from pipeline.tasks import run_job
 from products.models import Product
 from tests.site.jobs_fixtures import add_photos_from, delete_photo_files, frames_dir, storage
 from tests.synthetic_scene import make_scene

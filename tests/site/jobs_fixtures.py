@@ -15,9 +15,9 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from nerfsite.files import frame_storage, photo_storage
+from pipeline.delivery.previews import build_site_frames
+from pipeline.delivery.storage import job_frames_relpath, publish_job_frames
 from pipeline.models import Job
-from pipeline.previews import build_site_frames
-from pipeline.storage import job_frames_relpath, publish_job_frames
 from products.models import Photo, Product
 
 STORAGE_SETTINGS = ("NERF_DATA_ROOT", "FRAME_STORAGE_PATH", "MODEL_STORAGE_PATH")

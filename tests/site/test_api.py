@@ -189,7 +189,7 @@ class TestJobs:
         assert body["frame_fill"] == 80
         assert body["status"] == "queued" and body["progress"] == 0
         [task] = take_queued(job.pk)
-        assert task["func"] == "pipeline.tasks.run_job"
+        assert task["func"] == "pipeline.jobs.tasks.run_job"
         assert tuple(task["args"]) == (str(job.pk), 1)
         assert Job.objects.get(pk=job.pk).task_id == task["id"]
 
@@ -268,7 +268,7 @@ class TestJobs:
         assert response.status_code == 202, response.content
         assert response.json()["status"] == "queued"
         [task] = take_queued(job.pk)
-        assert task["func"] == "pipeline.tasks.run_job"
+        assert task["func"] == "pipeline.jobs.tasks.run_job"
         assert tuple(task["args"]) == (str(job.pk), 2, "colmap")
         assert_error(api.post("/api/nerf/render", {"job_id": str(job.pk)},
                               content_type="application/json"), 409, "job_refused")

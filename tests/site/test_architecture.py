@@ -1,13 +1,14 @@
 """The house's rules, read from the source: each stage name and each workspace path has one
-definition.
+definition, and the project's modules import each other without a circle.
 
-Fast: the source is read with `ast`; only the engine's catalogue and workspace (Django-free)
-are imported.
+Fast: the source is read with `ast` (imports inside functions count too); only the engine's
+catalogue and workspace (Django-free) and, for one check, the Job model are imported.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,10 +92,10 @@ def test_the_catalogue_drives_the_job_and_the_settings(settings):
 
 
 # --- workspace paths --------------------------------------------------------------------
-# The site's own frames folder (pipeline.previews, pipeline.storage) has a manifest.json
+# The site's own frames folder (pipeline.delivery.previews, .storage) has a manifest.json
 # too: another folder, not the workspace's.
-OTHER_FOLDERS = {("pipeline/previews.py", "manifest.json"),
-                 ("pipeline/storage.py", "manifest.json")}
+OTHER_FOLDERS = {("pipeline/delivery/previews.py", "manifest.json"),
+                 ("pipeline/delivery/storage.py", "manifest.json")}
 
 
 def workspace_paths() -> set[str]:
@@ -117,3 +118,90 @@ def test_every_workspace_path_is_named_once_in_workspace_py():
             if any(text == p or text.endswith("/" + p) for p in paths):
                 found.append(f"{rel(path)}:{line} {text!r}")
     assert found == [], "workspace paths spelled outside pipeline/engine/workspace.py"
+
+
+# --- the import graph -------------------------------------------------------------------
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in project_files()}
+
+
+def imported_names(module: str) -> set[str]:
+    """Every dotted name `module` imports, at the top or inside a function."""
+    path = MODULES[module]
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package[:len(package) - node.level + 1], *filter(None, [base])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def project_module(name: str) -> str | None:
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(project module -> the project modules it imports, -> the other modules it imports)"""
+    inner: dict[str, set[str]] = {}
+    outer: dict[str, set[str]] = {}
+    for module in MODULES:
+        names = imported_names(module)
+        inner[module] = {m for m in map(project_module, names) if m and m != module}
+        outer[module] = {n for n in names if project_module(n) is None}
+    return inner, outer
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * len(graph)))
+    try:
+        for v in graph:
+            if v not in index:
+                visit(v)
+    finally:
+        sys.setrecursionlimit(limit)
+    return found
+
+
+def test_no_import_circle():
+    inner, _ = import_graph()
+    assert circles(inner) == []

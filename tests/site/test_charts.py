@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 
-from pipeline.charts import camera_plot_svg, largest_gap, loss_curve_svg
+from pipeline.display.charts import camera_plot_svg, largest_gap, loss_curve_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

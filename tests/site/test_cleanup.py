@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from pipeline.backends.local import LocalBackend
-from pipeline.cleanup import cleanup_workspaces
+from pipeline.delivery.cleanup import cleanup_workspaces
+from pipeline.delivery.storage import job_model_dir
 from pipeline.models import Job
-from pipeline.storage import job_model_dir
 from products.models import Product
 from tests.site.jobs_fixtures import frames_dir, storage
 

@@ -18,11 +18,11 @@ from PIL import Image
 
 from accounts.tokens import create_token
 from pipeline.backends.local import LocalBackend
-from pipeline.comparison import image_path, keep_comparison
+from pipeline.delivery.storage import job_compare_dir
 from pipeline.engine.compare import summary
+from pipeline.jobs.tasks import JobRunner
 from pipeline.models import Job
-from pipeline.storage import job_compare_dir
-from pipeline.tasks import JobRunner
+from pipeline.quality.comparison import image_path, keep_comparison
 from products.models import Product
 from tests.site.jobs_fixtures import (
     add_photo,

@@ -21,8 +21,8 @@ from PIL import Image
 
 from accounts.tokens import create_token
 from nerfsite.files import photo_storage
+from pipeline.delivery.storage import IMMUTABLE_CACHE, SHORT_CACHE, job_frames_relpath
 from pipeline.models import Job
-from pipeline.storage import IMMUTABLE_CACHE, SHORT_CACHE, job_frames_relpath
 from products import services
 from products.models import Product
 from tests.conftest import ROOT

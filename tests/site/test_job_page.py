@@ -1,6 +1,6 @@
 """The job page's live progress card, the viewer's spin.json, the public frame files and
 the product page's camera plot, on the real database (no worker needed: jobs are set up in
-the state under test, with real frames built by pipeline.previews)."""
+the state under test, with real frames built by pipeline.delivery.previews)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from pipeline.job_display import failure_advice, spin_document, stage_bars
+from pipeline.delivery.spin import spin_document
+from pipeline.display.job_display import failure_advice, stage_bars
 from pipeline.models import Job
 from products.models import Product
 from tests.site.jobs_fixtures import finished_frames, frames_dir, storage

@@ -24,18 +24,18 @@ from django_q.models import Schedule
 from PIL import Image
 
 from pipeline.backends.local import LocalBackend
-from pipeline.cleanup import cleanup_workspaces
-from pipeline.models import Job
-from pipeline.selectors import read_manifest
-from pipeline.services import (
+from pipeline.delivery.cleanup import cleanup_workspaces
+from pipeline.delivery.storage import job_compare_dir, job_model_dir
+from pipeline.jobs.selectors import read_manifest
+from pipeline.jobs.services import (
     JobOptions,
     job_cancel,
     job_rerender,
     job_retry,
     job_start,
 )
-from pipeline.storage import job_compare_dir, job_model_dir
-from pipeline.tasks import run_job
+from pipeline.jobs.tasks import run_job
+from pipeline.models import Job
 from products.models import Product
 from tests.conftest import ROOT, wait_for
 from tests.site.jobs_fixtures import (
@@ -210,7 +210,7 @@ def test_cancel_during_training_stops_the_engine_and_keeps_the_workspace(
         product, scene, posed_workspace, job_env, qcluster):
     add_photos_from(product, scene.images_dir)
     job = posed_job(product, posed_workspace, iterations=2000)
-    from pipeline.transitions import job_enqueue
+    from pipeline.jobs.transitions import job_enqueue
 
     job_enqueue(job=job)
     handle = wait_for(lambda: training_handle(job), timeout=120, what="training to run")
@@ -239,7 +239,7 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
     first = start_cluster(job_env, tmp_path / "cluster1.log")
     second = None
     try:
-        from pipeline.transitions import job_enqueue
+        from pipeline.jobs.transitions import job_enqueue
 
         job_enqueue(job=job)
         handle = wait_for(lambda: training_handle(job), timeout=120, what="training to run")
@@ -248,7 +248,7 @@ def test_worker_killed_mid_stage_is_recovered(product, scene, posed_workspace, j
         wait_for(lambda: not alive(handle["pid"]), timeout=30,
                  what="the engine to die with its worker")
         # The new worker's scheduler runs recovery at once instead of within the minute.
-        Schedule.objects.filter(func="pipeline.recovery.recover_stale_jobs").update(
+        Schedule.objects.filter(func="pipeline.jobs.recovery.recover_stale_jobs").update(
             next_run=timezone.now())
         second = start_cluster(job_env, tmp_path / "cluster2.log")
         if action == "fail":

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from pipeline import transitions
+from pipeline.jobs import transitions
+from pipeline.jobs.recovery import recover_stale_jobs
+from pipeline.jobs.services import job_retry
 from pipeline.models import Job
-from pipeline.recovery import recover_stale_jobs
-from pipeline.services import job_retry
 from products.models import Product
 
 pytestmark = pytest.mark.django_db

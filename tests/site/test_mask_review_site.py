@@ -14,10 +14,10 @@ from django.test import Client
 from PIL import Image
 
 from pipeline.backends.local import LocalBackend
+from pipeline.delivery.storage import job_compare_dir
 from pipeline.engine.mask_review import flag, overlay
+from pipeline.jobs.tasks import JobRunner
 from pipeline.models import Job
-from pipeline.storage import job_compare_dir
-from pipeline.tasks import JobRunner
 from tests.site.jobs_fixtures import add_photo, noise_png, storage
 from tests.site.test_comparison import (  # noqa: F401 (fixtures)
     api_client,

@@ -18,10 +18,10 @@ from django.urls import reverse
 from pipeline import modal_app
 from pipeline.backends import BackendError, StageStatus, get_backend
 from pipeline.backends.modal import ModalBackend
-from pipeline.cleanup import cleanup_workspaces
+from pipeline.delivery.cleanup import cleanup_workspaces
+from pipeline.jobs.services import JobOptions, job_estimate, job_start
+from pipeline.jobs.tasks import JobRunner, run_job
 from pipeline.models import Job
-from pipeline.services import JobOptions, job_estimate, job_start
-from pipeline.tasks import JobRunner, run_job
 from products.models import Product
 from tests.fake_modal import FAKE_TOKEN, FakeModalClient, FakeModalVolume
 from tests.site.jobs_fixtures import add_photo, delete_photo_files, noise_png, storage

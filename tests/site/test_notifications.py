@@ -17,7 +17,7 @@ from django_q.models import Schedule
 
 from notifications import services, webhooks
 from notifications.models import Event, NotificationSettings, WebhookDelivery
-from pipeline import transitions
+from pipeline.jobs import transitions
 from pipeline.models import Job
 from products.models import Product
 from tests.site.jobs_fixtures import drain_queue, finished_frames, storage

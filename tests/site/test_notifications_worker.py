@@ -12,7 +12,7 @@ import pytest
 
 from notifications import services
 from notifications.models import Event, WebhookDelivery
-from pipeline import transitions
+from pipeline.jobs import transitions
 from pipeline.models import Job
 from products.models import Product
 from tests.conftest import wait_for

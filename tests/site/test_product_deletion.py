@@ -18,9 +18,9 @@ from django.test import Client
 from accounts.tokens import create_token
 from pipeline.backends.local import LocalBackend
 from pipeline.backends.modal import ModalBackend
-from pipeline.cleanup import cleanup_workspaces
+from pipeline.delivery.cleanup import cleanup_workspaces
+from pipeline.delivery.storage import job_model_dir, publish_job_frames
 from pipeline.models import Job
-from pipeline.storage import job_model_dir, publish_job_frames
 from products.models import Product
 from tests.conftest import wait_for
 from tests.fake_modal import FAKE_TOKEN, FakeModalClient, FakeModalVolume

@@ -1,4 +1,4 @@
-"""pipeline.progress: the overall bar and the time left, without a Job or a worker."""
+"""pipeline.jobs.progress: the overall bar and the time left, without a Job or a worker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.progress import (
+from pipeline.jobs.progress import (
     STAGE_WEIGHTS,
     doc_of_this_run,
     overall_fraction,

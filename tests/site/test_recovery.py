@@ -13,9 +13,9 @@ from django.test import TestCase
 from django.utils import timezone
 
 from pipeline.backends.local import LocalBackend
+from pipeline.jobs.recovery import recover_stale_jobs, resend_lost_tasks
+from pipeline.jobs.services import JobOptions, job_start
 from pipeline.models import Job
-from pipeline.recovery import recover_stale_jobs, resend_lost_tasks
-from pipeline.services import JobOptions, job_start
 from products.models import Product
 from tests.site.jobs_fixtures import (
     add_photo,
@@ -102,7 +102,7 @@ def test_resume_mode_queues_a_new_attempt(product, storage, settings):
 def test_schedules_exist_once():
     from django_q.models import Schedule
 
-    from pipeline.schedules import SCHEDULES, ensure_schedules
+    from pipeline.jobs.schedules import SCHEDULES, ensure_schedules
 
     ensure_schedules()
     ensure_schedules()
@@ -111,7 +111,7 @@ def test_schedules_exist_once():
 
 
 def test_a_job_that_keeps_losing_its_worker_is_failed(product, storage, settings):
-    from pipeline.recovery import MAX_ATTEMPTS
+    from pipeline.jobs.recovery import MAX_ATTEMPTS
 
     settings.JOB_STALE_ACTION = "resume"
     job = running_job(product, heartbeat_age=settings.JOB_STALE_AFTER_SECONDS + 5)

@@ -1,4 +1,4 @@
-"""pipeline.services: options, estimates, start, cancel, retry and re-render rules."""
+"""pipeline.jobs.services: options, estimates, start, cancel, retry and re-render rules."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from django.utils import timezone
 
 from pipeline import costs
+from pipeline.delivery.storage import job_model_dir
 from pipeline.errors import JobError
-from pipeline.models import Job
-from pipeline.selectors import job_file_url, read_manifest
-from pipeline.services import (
+from pipeline.jobs.selectors import job_file_url, read_manifest
+from pipeline.jobs.services import (
     JobOptions,
     job_cancel,
     job_estimate,
@@ -19,8 +19,8 @@ from pipeline.services import (
     job_retry,
     job_start,
 )
-from pipeline.storage import job_model_dir
-from pipeline.tasks import run_job
+from pipeline.jobs.tasks import run_job
+from pipeline.models import Job
 from products.models import Product
 from tests.site.jobs_fixtures import (
     add_photo,
@@ -124,7 +124,7 @@ class TestStart:
         assert job.estimated_cost == 0 and job.eta_seconds > 0
         queued = drain_queue()
         assert [(t["func"], t["args"]) for t in queued] == [
-            ("pipeline.tasks.run_job", (str(job.pk), 1))]
+            ("pipeline.jobs.tasks.run_job", (str(job.pk), 1))]
         assert job.task_id == queued[0]["id"]
 
     def test_a_second_job_for_the_same_product_is_refused(self, photographed):

@@ -1,11 +1,11 @@
-"""pipeline.transitions: each status change is a compare-and-set on (status, attempt)."""
+"""pipeline.jobs.transitions: each status change is a compare-and-set on (status, attempt)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import transitions
 from pipeline.errors import JobError
+from pipeline.jobs import transitions
 from pipeline.models import Job
 from products.models import Product
 from tests.site.jobs_fixtures import drain_queue

@@ -58,7 +58,7 @@ def test_nothing_uploaded_yet_is_nothing_to_do(uploads_dir):
 def test_the_cleanup_is_a_schedule():
     from django_q.models import Schedule
 
-    from pipeline.schedules import ensure_schedules
+    from pipeline.jobs.schedules import ensure_schedules
 
     ensure_schedules()
     assert Schedule.objects.filter(func="products.services.orphan_uploads_delete",

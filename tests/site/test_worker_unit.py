@@ -18,9 +18,9 @@ from django.utils import timezone
 from django_q.status import Stat
 
 from pipeline.backends.local import LocalBackend
+from pipeline.jobs.services import JobOptions, job_start
+from pipeline.jobs.transitions import job_enqueue
 from pipeline.models import Job
-from pipeline.services import JobOptions, job_start
-from pipeline.transitions import job_enqueue
 from products.models import Product
 from tests.conftest import ROOT, wait_for
 from tests.site.jobs_fixtures import add_photos_from, delete_photo_files, storage

@@ -3,7 +3,7 @@
     manage.py spin --product 12 --preset draft
     manage.py spin --images ~/photos/mug --owner shop --preset test
 
-It runs the very code the worker runs (pipeline.tasks.JobRunner), in this process, so no
+It runs the very code the worker runs (pipeline.jobs.tasks.JobRunner), in this process, so no
 worker needs to be up. Ctrl-C cancels the job and stops its engine stage.
 """
 
@@ -16,12 +16,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from pipeline.delivery.storage import job_frames_location
 from pipeline.engine.presets import DEFAULT_FILL_PERCENT, PRESET_NAMES
 from pipeline.errors import JobError
+from pipeline.jobs.services import JobOptions, job_cancel, job_start
+from pipeline.jobs.tasks import JobRunner
 from pipeline.models import Job
-from pipeline.services import JobOptions, job_cancel, job_start
-from pipeline.storage import job_frames_location
-from pipeline.tasks import JobRunner
 from products.models import Product
 from products.services import add_photos
 

@@ -2,9 +2,10 @@
 own cameras, their scores and one verdict.
 
 The render stage makes it in the workspace (pipeline.engine.compare); finalize brings it
-into the job's private folder (pipeline.storage.job_compare_dir) and stores what `keep_comparison`
-reads from it on Job.comparison. Its images are cut-outs of the owner's photos, so only
-the job's owner gets them (pipeline.views.compare_image and the API), never FRAME_URL.
+into the job's private folder (pipeline.delivery.storage.job_compare_dir) and stores what
+`keep_comparison` reads from it on Job.comparison. Its images are cut-outs of the owner's
+photos, so only the job's owner gets them (pipeline.views.compare_image and the API,
+through pipeline.quality.responses), never FRAME_URL.
 
 Beside it, the masks' review (pipeline.engine.mask_review): an overlay of each trained
 photo's mask, flagged where it covers too little or too much, kept as
@@ -18,12 +19,9 @@ import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from django.http import FileResponse, Http404
-
+from pipeline.delivery.storage import job_compare_dir
 from pipeline.engine.workspace import MASKS_JSON
-
-from .models import Job
-from .storage import job_compare_dir
+from pipeline.models import Job
 
 VERDICTS = ("faithful", "fair", "poor")
 IMAGE_KINDS = ("photo", "render")
@@ -120,14 +118,3 @@ def _number(value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(f"not a finite number: {value!r}")
     return number
-
-
-def image_response(job: Job, number: int, kind: str) -> FileResponse:
-    """The comparison image (kind "photo" or "render"), or mask `number`'s overlay (kind
-    "mask"), as a private, cacheable response; 404 when there is none."""
-    path = image_path(job, number, kind)
-    if path is None:
-        raise Http404("No such comparison image.")
-    response = FileResponse(path.open("rb"))
-    response["Cache-Control"] = "private, max-age=3600"
-    return response

@@ -2,7 +2,7 @@
 
 Views, the admin, the REST API and management commands call these functions; they own
 the transactions and the side effects (enqueueing the worker task, stopping a stage).
-Status changes themselves go through pipeline.transitions. Every refusal raises JobError
+Status changes themselves go through pipeline.jobs.transitions. Every refusal raises JobError
 with a message meant for the shop owner.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from pipeline import costs, transitions
+from pipeline import costs
 from pipeline.backends import BackendError, get_backend
 from pipeline.engine.catalogue import ENGINE_STAGES, RERENDER_STAGES
 from pipeline.engine.presets import (
@@ -26,9 +26,10 @@ from pipeline.engine.presets import (
     get_preset,
 )
 from pipeline.errors import JobError
+from pipeline.jobs import transitions
+from pipeline.jobs.selectors import first_unfinished_stage, min_photos, model_is_kept
+from pipeline.jobs.transitions import job_enqueue, job_requeue
 from pipeline.models import Job
-from pipeline.selectors import first_unfinished_stage, min_photos, model_is_kept
-from pipeline.transitions import job_enqueue, job_requeue
 from products.models import Photo, Product
 from products.selectors import product_usable_photos
 

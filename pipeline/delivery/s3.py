@@ -7,7 +7,7 @@ from typing import Any
 
 from storages.backends.s3 import S3Storage
 
-from pipeline.storage import frame_cache_control
+from pipeline.delivery.storage import frame_cache_control
 
 
 class FrameS3Storage(S3Storage):

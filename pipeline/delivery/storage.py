@@ -28,7 +28,7 @@ def frame_cache_control(name: str) -> str:
 
 def job_frames_relpath(job: Job) -> str:
     """{product}/{job} in the frames storage: frames/, previews/, batches/, sprite.webp,
-    manifest.json (pipeline.previews)."""
+    manifest.json (pipeline.delivery.previews)."""
     return f"{job.product_id}/{job.pk}"
 
 

@@ -6,13 +6,13 @@ from typing import Any
 
 SCHEDULES: dict[str, dict[str, Any]] = {
     "pipeline: recover stale jobs": {
-        "func": "pipeline.recovery.recover_stale_jobs", "minutes": 1,
+        "func": "pipeline.jobs.recovery.recover_stale_jobs", "minutes": 1,
     },
     "pipeline: re-send lost job tasks": {
-        "func": "pipeline.recovery.resend_lost_tasks", "minutes": 5,
+        "func": "pipeline.jobs.recovery.resend_lost_tasks", "minutes": 5,
     },
     "pipeline: clean up job workspaces": {
-        "func": "pipeline.cleanup.cleanup_workspaces", "minutes": 60,
+        "func": "pipeline.delivery.cleanup.cleanup_workspaces", "minutes": 60,
     },
     # products has no schedules of its own (it is a leaf app); its cleanup runs here.
     "products: delete upload files without a photo": {

@@ -25,9 +25,9 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
 from nerfsite.files import frame_storage
+from pipeline.delivery.storage import MANIFEST, job_frames_relpath, job_model_dir
 from pipeline.engine.workspace import MODEL_DIR
 from pipeline.models import Job
-from pipeline.storage import MANIFEST, job_frames_relpath, job_model_dir
 
 CENT_HUNDREDTHS = Decimal("0.0001")
 
@@ -85,7 +85,7 @@ def job_file_url(job: Job, relpath: str) -> str:
 
 
 def read_manifest(job: Job) -> dict[str, Any] | None:
-    """The job's published manifest (see pipeline.previews.build_site_frames), or None.
+    """The job's published manifest (see pipeline.delivery.previews.build_site_frames), or None.
 
     Paths in it are relative to the job's frames folder; `manifest_urls` makes URLs.
     """

@@ -31,7 +31,7 @@ from pipeline.signals import job_finished
 
 log = logging.getLogger(__name__)
 
-TASK = "pipeline.tasks.run_job"
+TASK = "pipeline.jobs.tasks.run_job"
 
 
 def clip(field: str, text: str) -> str:
