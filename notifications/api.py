@@ -11,7 +11,7 @@ from ninja.pagination import paginate
 
 from nerfsite.api_common import ObjectId, Pages, responses, text
 
-from . import selectors, services
+from . import lookups, selectors, services
 from .models import WebhookDelivery, WebhookEndpoint
 
 router = Router(tags=["webhooks"])
@@ -55,7 +55,7 @@ class TestEventOut(Schema):
 
 
 def owned_endpoint(request: HttpRequest, endpoint_id: int) -> WebhookEndpoint:
-    return selectors.endpoint_get(user=request.auth, pk=endpoint_id)
+    return lookups.endpoint_get(user=request.auth, pk=endpoint_id)
 
 
 @router.get("/endpoints", response=responses({200: list[EndpointOut]}),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from .models import Event, NotificationSettings, WebhookDelivery, WebhookEndpoint
@@ -42,11 +41,6 @@ def test_events_in_flight(*, user) -> int:
     return (Event.objects.filter(user=user, type=Event.Type.TEST,
                                  created_at__gte=timezone.now() - TEST_EVENT_IN_FLIGHT_FOR)
             .exclude(deliveries__outcome__in=done).count())
-
-
-def endpoint_get(*, user, pk: int) -> WebhookEndpoint:
-    """The user's endpoint; 404 for anyone else's."""
-    return get_object_or_404(endpoint_list(user=user), pk=pk)
 
 
 def delivery_list(*, user, endpoint: WebhookEndpoint | None = None) \

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import lookups, selectors, services
 from .forms import EndpointForm, NotificationSettingsForm
 
 
@@ -62,7 +62,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    endpoint = selectors.endpoint_get(user=request.user, pk=pk)
+    endpoint = lookups.endpoint_get(user=request.user, pk=pk)
     services.webhook_endpoint_delete(endpoint=endpoint)
     messages.success(request, f"Deleted {endpoint.url}; it receives no more events.")
     return redirect("notifications:settings")
@@ -71,7 +71,7 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
-    endpoint = selectors.endpoint_get(user=request.user, pk=pk)
+    endpoint = lookups.endpoint_get(user=request.user, pk=pk)
     try:
         services.webhook_test_send(endpoint=endpoint)
     except services.NotificationError as exc:

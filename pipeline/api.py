@@ -17,14 +17,15 @@ from pipeline import costs
 from pipeline.display import job_display
 from pipeline.engine.catalogue import ENGINE_STAGES, STAGES
 from pipeline.engine.presets import PRESET_NAMES
-from pipeline.jobs import selectors, services
+from pipeline.jobs import lookups, selectors, services
 from pipeline.models import Job, Video
 from pipeline.quality import comparison
 from pipeline.quality.responses import comparison_image
 from pipeline.videos import selectors as video_selectors
 from pipeline.videos import services as video_services
+from pipeline.videos.lookups import video_get
+from products.lookups import product_get_visible
 from products.models import Product
-from products.selectors import product_get_visible
 
 jobs_router = Router(tags=["jobs"])
 nerf_router = Router(tags=["stages"])
@@ -294,7 +295,7 @@ class UsageOut(Schema):
 
 # --- Helpers -------------------------------------------------------------------------
 def owned_job(request: HttpRequest, job_id: uuid.UUID) -> Job:
-    return selectors.job_get_visible(user=request.auth, pk=job_id)
+    return lookups.job_get_visible(user=request.auth, pk=job_id)
 
 
 def owned_product(request: HttpRequest, product_id: int) -> Product:
@@ -407,7 +408,7 @@ def list_videos(request: HttpRequest, job_id: JobId):
 @jobs_router.get("/{job_id}/videos/{video_id}", response=responses({200: VideoOut}),
                  summary="A turntable video's status and file")
 def get_video(request: HttpRequest, job_id: JobId, video_id: Annotated[uuid.UUID, Path()]):
-    return video_selectors.video_get(job=owned_job(request, job_id), pk=video_id)
+    return video_get(job=owned_job(request, job_id), pk=video_id)
 
 
 IMAGE_TYPES = {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},

@@ -19,14 +19,15 @@ from django.views.static import serve
 
 from nerfsite.files import frame_storage
 from nerfsite.ranges import with_byte_ranges
-from products.selectors import product_get_visible, product_usable_photos
+from products.lookups import product_get_visible
+from products.selectors import product_usable_photos
 
 from .delivery.spin import spin_document
 from .delivery.storage import SHORT_CACHE, frame_cache_control
 from .display import charts, job_display
 from .engine.presets import DEFAULT_FILL_PERCENT
 from .forms import FrameOptionsForm, GenerateForm
-from .jobs import selectors, services
+from .jobs import lookups, selectors, services
 from .models import Job
 from .quality import responses
 
@@ -135,7 +136,7 @@ def public_to_any_origin(response: HttpResponse) -> None:
 
 
 def owned_job(request: HttpRequest, pk) -> Job:
-    return selectors.job_get_visible(user=request.user, pk=pk)
+    return lookups.job_get_visible(user=request.user, pk=pk)
 
 
 @login_required

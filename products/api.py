@@ -12,7 +12,7 @@ from ninja.pagination import paginate
 from nerfsite.api_common import ObjectId, Pages, responses, text
 from nerfsite.throttles import UploadThrottle
 
-from . import selectors, services
+from . import lookups, selectors, services
 from .forms import ProductForm
 from .models import Photo, Product
 from .validation import GUIDANCE
@@ -100,7 +100,7 @@ class UploadOut(Schema):
 
 
 def owned_product(request: HttpRequest, product_id: int) -> Product:
-    return selectors.product_get_visible(user=request.auth, pk=product_id, summary=True)
+    return lookups.product_get_visible(user=request.auth, pk=product_id, summary=True)
 
 
 def save_form(form: ProductForm) -> Product:
@@ -187,5 +187,5 @@ def upload_photos(request: HttpRequest, product_id: ObjectId,
                summary="Delete a photo")
 def delete_photo(request: HttpRequest, product_id: ObjectId, photo_id: ObjectId):
     product = owned_product(request, product_id)
-    services.delete_photo(selectors.photo_get(product=product, pk=photo_id))
+    services.delete_photo(lookups.photo_get(product=product, pk=photo_id))
     return Status(204, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
-from django.shortcuts import get_object_or_404
 
 from .models import Photo, Product
 
@@ -17,23 +16,6 @@ def product_visible_list(*, user, search: str = "") -> QuerySet[Product]:
                        | Q(description__icontains=search))
     # Aggregating querysets drop Meta.ordering; pages need a stable order.
     return qs.order_by("-created_at", "-id")
-
-
-def product_get_visible(*, user, pk: int, summary: bool = False) -> Product:
-    """The user's product (any product for staff); 404 for everyone else's."""
-    qs = Product.objects.visible_to(user)
-    return get_object_or_404(qs.with_summary() if summary else qs, pk=pk)
-
-
-def photo_get_visible(*, user, pk: int) -> Photo:
-    """A photo of the user's products (any for staff); 404 for everyone else, anonymous
-    visitors included: photos are the owner's private data."""
-    return get_object_or_404(Photo.objects.filter(product__in=Product.objects.visible_to(user)),
-                             pk=pk)
-
-
-def photo_get(*, product: Product, pk: int) -> Photo:
-    return get_object_or_404(Photo, pk=pk, product=product)
 
 
 def product_usable_photos(*, product: Product) -> list[Photo]:

@@ -19,14 +19,14 @@ from ninja.errors import AuthenticationError, Throttled
 from accounts.auth import TokenAuth
 from nerfsite.throttles import UploadThrottle, count_failed_auth, throttled_response
 
-from . import selectors, services
+from . import lookups, selectors, services
 from .forms import PhotoUploadForm, ProductForm, ProductSearchForm
 from .models import Product
 from .validation import GUIDANCE, photo_advice
 
 
 def owned_product_or_404(request: HttpRequest, pk: int) -> Product:
-    return selectors.product_get_visible(user=request.user, pk=pk)
+    return lookups.product_get_visible(user=request.user, pk=pk)
 
 
 def caller(request: HttpRequest):
@@ -51,7 +51,7 @@ def photo_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
         user = caller(request)
     except Throttled as exc:
         return throttled_response(exc)
-    photo = selectors.photo_get_visible(user=user, pk=pk)
+    photo = lookups.photo_get_visible(user=user, pk=pk)
     name = photo.image.name if kind == "image" else services.thumbnail_name(photo.image.name)
     try:
         handle = photo.image.storage.open(name, "rb")
@@ -184,7 +184,7 @@ def photos_upload(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def photo_delete(request: HttpRequest, pk: int, photo_pk: int) -> HttpResponse:
     product = owned_product_or_404(request, pk)
-    photo = selectors.photo_get(product=product, pk=photo_pk)
+    photo = lookups.photo_get(product=product, pk=photo_pk)
     try:
         services.delete_photo(photo)
     except services.ProductError as exc:

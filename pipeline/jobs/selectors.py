@@ -22,7 +22,6 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, TruncMonth
-from django.shortcuts import get_object_or_404
 
 from nerfsite.files import frame_storage
 from pipeline.delivery.storage import MANIFEST, job_frames_relpath, job_model_dir
@@ -39,11 +38,6 @@ def job_visible_list(*, user) -> QuerySet[Job]:
     if not user.is_authenticated:
         return qs.none()
     return qs if user.is_staff else qs.filter(product__owner=user)
-
-
-def job_get_visible(*, user, pk) -> Job:
-    """The user's job (any for staff); 404 for everyone else's."""
-    return get_object_or_404(job_visible_list(user=user), pk=pk)
 
 
 # --- stages -----------------------------------------------------------------------------

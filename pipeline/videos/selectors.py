@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from pipeline.models import Job, Video
 
 def video_list(*, job: Job) -> QuerySet[Video]:
     """The job's videos, oldest first. Visibility is the job's: callers get the job
-    through selectors.job_get_visible first."""
+    through pipeline.jobs.lookups.job_get_visible first."""
     return job.videos.all()
 
 
@@ -30,11 +29,6 @@ def video_card(*, job: Job) -> dict[str, Any]:
     return {"videos": videos, "active": any(v.is_active for v in videos),
             "poll_url": reverse("pipeline:videos", args=[job.pk]),
             "request_url": reverse("pipeline:video_request", args=[job.pk])}
-
-
-def video_get(*, job: Job, pk) -> Video:
-    """One of the job's videos; 404 for any other id."""
-    return get_object_or_404(video_list(job=job), pk=pk)
 
 
 def video_find(*, job: Job, fmt: str, background: str) -> Video | None:

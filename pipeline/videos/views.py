@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from pipeline.errors import JobError
-from pipeline.jobs import selectors
+from pipeline.jobs import lookups
 from pipeline.models import Job
 from pipeline.videos import selectors as video_selectors
 from pipeline.videos import services as video_services
@@ -29,7 +29,7 @@ def video_list_context(job: Job) -> dict[str, Any]:
 @login_required
 @require_POST
 def video_request(request: HttpRequest, pk) -> HttpResponse:
-    job = selectors.job_get_visible(user=request.user, pk=pk)
+    job = lookups.job_get_visible(user=request.user, pk=pk)
     form = VideoForm(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():
@@ -50,5 +50,5 @@ def video_request(request: HttpRequest, pk) -> HttpResponse:
 @login_required
 def job_videos(request: HttpRequest, pk) -> HttpResponse:
     """The card's list of videos alone, for the page to refresh while one is made."""
-    job = selectors.job_get_visible(user=request.user, pk=pk)
+    job = lookups.job_get_visible(user=request.user, pk=pk)
     return render(request, "pipeline/_video_list.html", {"video": video_list_context(job)})

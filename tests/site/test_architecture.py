@@ -1,5 +1,6 @@
 """The house's rules, read from the source: each stage name and each workspace path has one
-definition, and the project's modules import each other without a circle.
+definition, the project's modules import each other without a circle, and the worker's
+modules reach no HTTP code.
 
 Fast: the source is read with `ast` (imports inside functions count too); only the engine's
 catalogue and workspace (Django-free) and, for one check, the Job model are imported.
@@ -205,3 +206,56 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_circle():
     inner, _ = import_graph()
     assert circles(inner) == []
+
+
+# What the worker runs: django-q2 calls these functions by their dotted path, and the job
+# task loads its backend by dotted path (pipeline.backends.base.get_backend).
+WORKER_ENTRIES = ("pipeline.jobs.tasks", "pipeline.videos.tasks", "pipeline.jobs.recovery",
+                  "pipeline.delivery.cleanup", "notifications.tasks", "products.services",
+                  "pipeline.tasks", "pipeline.video_tasks", "pipeline.recovery",
+                  "pipeline.cleanup", "pipeline.backends.local", "pipeline.backends.modal")
+HTTP = ("django.http", "django.shortcuts", "django.views", "django.template.response",
+        "ninja")
+
+
+def worker_modules() -> set[str]:
+    inner, _ = import_graph()
+    seen: set[str] = set()
+    todo = [m for m in WORKER_ENTRIES if m in MODULES]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(inner[module])
+    return seen
+
+
+def test_the_worker_imports_no_http_code():
+    _, outer = import_graph()
+    reached = worker_modules()
+    assert {"pipeline.jobs.tasks", "pipeline.backends.local", "pipeline.models"} <= reached
+    http = {module: sorted(n for n in outer[module] if n.startswith(HTTP))
+            for module in sorted(reached)}
+    assert {m: names for m, names in http.items() if names} == {}
+
+
+def test_tasks_queued_before_the_packages_still_find_their_functions():
+    from django.utils.module_loading import import_string
+
+    from pipeline.delivery.cleanup import cleanup_workspaces
+    from pipeline.jobs import recovery, transitions
+    from pipeline.jobs.schedules import SCHEDULES
+    from pipeline.jobs.tasks import run_job
+    from pipeline.videos import services as video_services
+    from pipeline.videos.tasks import make_video
+
+    assert import_string("pipeline.tasks.run_job") is run_job
+    assert import_string("pipeline.video_tasks.make_video") is make_video
+    assert import_string("pipeline.recovery.recover_stale_jobs") is recovery.recover_stale_jobs
+    assert import_string("pipeline.recovery.resend_lost_tasks") is recovery.resend_lost_tasks
+    assert import_string("pipeline.cleanup.cleanup_workspaces") is cleanup_workspaces
+    # What is queued from now on names the packages.
+    assert import_string(transitions.TASK) is run_job
+    assert import_string(video_services.TASK) is make_video
+    for spec in SCHEDULES.values():
+        assert callable(import_string(spec["func"]))
