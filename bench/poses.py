@@ -33,7 +33,7 @@ from pipeline.engine.errors import InputError  # noqa: E402
 from pipeline.engine.progress import Progress  # noqa: E402
 from pipeline.engine.workspace import Workspace  # noqa: E402
 
-STEPS = ("read", "extract", "match", "map", "escalate", "write")
+STEPS = ("read", "extract", "pair", "match", "map", "extend", "write")
 
 
 def synthetic_capture(cache: Path, views: int, width: int, height: int, supersample: int
@@ -189,8 +189,8 @@ def main() -> None:
             r["cpu_s"] = cpu_seconds() - cpu
             totals[label].append(r["total_s"])
             cpu_totals[label].append(r["cpu_s"])
-            poses_only[label].append(sum(r.get(s, 0.0) for s in ("extract", "match", "map",
-                                                                  "escalate")))
+            poses_only[label].append(sum(r.get(s, 0.0) for s in ("extract", "pair", "match",
+                                                                  "map", "extend")))
             line = f"{label:<10} {r['placed']:>4}/{r['total']:<4} {r['error']:>9.3f}"
             line += "".join(f" {r[s]:>10.1f}" if s in r else f" {'-':>10}" for s in STEPS)
             line += f" {r['total_s']:>8.1f} {r['cpu_s']:>7.1f}"
@@ -212,7 +212,7 @@ def main() -> None:
                 return float(np.mean(values["defaults"]) / np.mean(values["ours"]))
 
             print(f"speed-up: {ratio(totals):.2f}× (defaults' total / ours', whole stage); "
-                  f"{ratio(poses_only):.2f}× on extract + match + map (+ escalate) alone; "
+                  f"{ratio(poses_only):.2f}× on extract + pair + match + map (+ extend) alone; "
                   f"{ratio(cpu_totals):.2f}× in CPU seconds")
 
 

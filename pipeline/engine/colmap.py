@@ -1,21 +1,26 @@
 """The colmap stage: photos in, camera poses, a nerfstudio dataset and the product out.
 
     photos ─ normalize ─▶ WS/images.zip, colmap/images/ (copies for features, removed after)
-           ─ extract ─ match ─ map (pycolmap) ─▶ colmap/{cameras,images,points3D}.bin
-             (and, only for photos left unplaced: extract ─ match ─ map again, robustly)
+           ─ extract ─ pair ─ match ─ map (pycolmap) ─▶ colmap/{cameras,images,points3D}.bin
+             (and, only for photos left unplaced: match them with every photo, extend the
+             model with them)
            ─ locate the product, normalize ─▶ dataset/transforms.json, dataset/images/,
                                               dataset/{sparse,product}_points.ply,
                                               model/object.json, colmap/summary.json
 
 pycolmap's defaults are tuned for large, well-textured captures; product photos are few,
-often dark or glossy and far apart. Poses come in two passes (see bench/poses.py). The
-first is quick: the defaults' SIFT features and pairs, but geometric verification with a
-capped RANSAC (pairs that do not overlap otherwise run it to its full length, which is
-most of the defaults' time) and, above EXHAUSTIVE_LIMIT photos, only neighbours in
-shooting order plus a skeleton of spread-out photos. Photos it leaves unplaced escalate
-to the slow robust settings (affine-adapted SIFT, every pair with them, RANSAC to its full
-length) and the mapping starts again; when that still leaves some, or the quick pass
-left many (a hard capture, like the skull), every photo takes the robust pass.
+often dark or glossy and far apart, and a CPU pays for every pair it matches. Every step
+runs once per photo (see bench/poses.py for the numbers against the defaults):
+
+- features: affine-adapted SIFT (it keeps matching across the wide angles between
+  product shots, at the plain SIFT's cost on a CPU) on the photo downscaled to
+  FEATURE_IMAGE_SIZE, the photo's side where SIFT's upsampled first octave still finds
+  the details of a dark, glossy product and no more;
+- pairs: each photo with its neighbours in shooting order and the photos that look most
+  like it (pairs.py), not every other photo;
+- mapping, then, only when photos are left out, those photos matched with every photo
+  they were not matched with yet, and the model extended with them: no feature is
+  extracted and no pair matched twice.
 """
 
 from __future__ import annotations
@@ -41,31 +46,23 @@ from .dataset import (
 )
 from .errors import InputError
 from .images import Photo, normalize_photos, pack_zip, resize_photo
+from .pairs import capture_pairs, pair_list
 from .pose_check import check_poses
-from .progress import Progress, write_json_atomic
+from .progress import Progress
 from .scene import describe_object, locate_object, transform_points, transform_poses
-from .workspace import Workspace
+from .workspace import Workspace, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-EXHAUSTIVE_LIMIT = 60  # up to this many photos every pair is matched
-# The quick first pass matches every pair up to EXHAUSTIVE_LIMIT photos, as the robust one
-# does (sparser pairs cost accuracy: 0.196° against 0.096° median rotation error on the
-# 50-photo bench); beyond it, each photo with its FAST_OVERLAP next ones and every pair of
-# FAST_SKELETON spread-out photos.
-FAST_EXHAUSTIVE_LIMIT = EXHAUSTIVE_LIMIT
-FAST_OVERLAP = 6
-FAST_SKELETON = 12
-# Geometric verification dominates matching on a CPU: pairs that do not overlap run RANSAC
-# to its cap. The first pass stops sooner; overlapping pairs converge long before.
-FAST_RANSAC_TRIALS = 1000
-# When the quick pass leaves more than this share of the photos unplaced, the capture is a
-# hard one: every photo takes the robust pass at once, since quick and robust features
-# match each other poorly.
-ESCALATE_ALL_SHARE = 0.25
-SEQUENTIAL_OVERLAP = 12  # neighbours in shooting order matched with each photo
-LOOP_SKELETON = 40  # photos spread over the set that are all matched with each other
+FEATURE_IMAGE_SIZE = 1200
+"""The long side SIFT sees (at most the job's max_image_size). On the skull photos it
+placed 29/29 as 1600 did, at half the extraction's and a third of the matching's CPU
+seconds; COLMAP keeps the keypoints in full-size pixels, so the poses stay precise."""
+RANSAC_TRIALS = 1000
+"""Geometric verification's cap for the chosen pairs: overlapping pairs converge long
+before, and a pair that needs more is matched again, uncapped, when its photo is left out."""
 MIN_PLACED = 3
+MIN_LINK_MATCHES = 15  # verified matches that make two photos overlap
 FEW_KEYPOINTS = 300
 
 RETAKE_ADVICE = ("Retake them walking all around the product with a lot of overlap between "
@@ -73,8 +70,9 @@ RETAKE_ADVICE = ("Retake them walking all around the product with a lot of overl
                  "plain, and avoid reflections.")
 
 # Share of the stage each step takes, for the progress bar.
-_STEPS = {"read": (0.0, 0.08), "extract": (0.08, 0.45), "match": (0.45, 0.75),
-          "map": (0.75, 0.85), "escalate": (0.85, 0.95), "write": (0.95, 1.0)}
+_STEPS = {"read": (0.0, 0.08), "extract": (0.08, 0.5), "pair": (0.5, 0.52),
+          "match": (0.52, 0.75), "map": (0.75, 0.85), "extend": (0.85, 0.95),
+          "write": (0.95, 1.0)}
 
 
 @dataclass
@@ -134,43 +132,40 @@ def estimate_poses(
     database = ws.colmap_dir / "database.db"
     colmap_names = [i.colmap_name for i in inputs]
     started = time.monotonic()
+    feature_side = min(max_image_size, FEATURE_IMAGE_SIZE)
     _extract(database, ws.colmap_dir / "images", colmap_names, report,
-             max_image_size=max_image_size, import_first=True)
+             max_image_size=feature_side)
     timings["extract"] = time.monotonic() - started
 
-    used = "exhaustive" if (matcher == "auto" and total <= EXHAUSTIVE_LIMIT) else matcher
-    used = "sequential" if used == "auto" else used
     started = time.monotonic()
-    _match(database, ws.colmap_dir, colmap_names, first_pass_pairs(total, used), report)
+    _step(report, "pair", 0.0, "Choosing which photos to match")
+    pairs = (capture_pairs(database, colmap_names) if matcher == "auto"
+             else pair_list(total, matcher))
+    report.log(f"Matching {len(pairs)} of {total * (total - 1) // 2} pairs of photos")
+    timings["pair"] = time.monotonic() - started
+
+    started = time.monotonic()
+    _match(database, ws.colmap_dir, colmap_names, pairs, report,
+           max_trials=RANSAC_TRIALS)
     timings["match"] = time.monotonic() - started
 
     started = time.monotonic()
     models = _map(database, ws.colmap_dir, total, report)
     timings["map"] = time.monotonic() - started
 
-    # Only the photos the quick pass leaves out pay for the slow robust settings. Quick
-    # and robust features match each other poorly, so when that does not place them all
-    # (or the quick pass left many), every photo takes the robust pass, from scratch.
-    robust: set[str] = set()
-    started = time.monotonic()
     left_out = _unplaced_names(models, colmap_names)
-    if left_out and len(left_out) <= ESCALATE_ALL_SHARE * total:
-        models = _escalate(database, ws.colmap_dir, colmap_names, left_out, used, report,
-                           (0.0, 0.4), max_image_size=max_image_size)
-        robust.update(left_out)
-    if _unplaced_names(models, colmap_names):
-        models = _escalate(database, ws.colmap_dir, colmap_names, colmap_names, used, report,
-                           (0.4 if robust else 0.0, 1.0), max_image_size=max_image_size)
-        robust.update(colmap_names)
-    if robust:
-        timings["escalate"] = time.monotonic() - started
+    if left_out:
+        started = time.monotonic()
+        models = _extend(database, ws.colmap_dir, colmap_names, left_out, set(pairs),
+                         models, report)
+        timings["extend"] = time.monotonic() - started
 
     _step(report, "write", 0.0, "Writing the dataset")
     started = time.monotonic()
     best = max(models, key=lambda r: r.num_reg_images(), default=None)
     # A wrong camera must never reach training: check every pose before anything is written.
     by_colmap = {i.colmap_name: i.photo.name for i in inputs}
-    verdicts = (check_poses(best, database, [i.colmap_name for i in inputs], by_colmap.get)
+    verdicts = (check_poses(best, database, colmap_names, by_colmap.get, feature_side)
                 if best else [])
     placed_names = _placed_names(best, inputs)
     reasons = _reasons(database, inputs, placed_names, models)
@@ -179,7 +174,7 @@ def estimate_poses(
             reasons[by_colmap[verdict.name]] = verdict.reason
     error = float(best.compute_mean_reprojection_error()) if best is not None else 0.0
     unplaced = [n for n in names if n not in placed_names]
-    result = PoseResult(total, len(placed_names), round(error, 3), unplaced, used, timings)
+    result = PoseResult(total, len(placed_names), round(error, 3), unplaced, matcher, timings)
     report.update(report.fraction, placed=result.placed, total=total,
                   mean_reprojection_error=result.mean_reprojection_error, unplaced=unplaced)
     for name in unplaced:
@@ -253,82 +248,48 @@ def _prepare_photos(ws: Workspace, images: Path | None, max_image_size: int,
     return inputs
 
 
-def _extraction_options(max_image_size: int, robust: bool = False) -> Any:
+def _extraction_options(max_image_size: int) -> Any:
     import pycolmap
 
     options = pycolmap.FeatureExtractionOptions()
     options.max_image_size = max_image_size
-    if robust:
-        # Affine-adapted SIFT keeps matching across the wide angle between product shots;
-        # on the skull set it is the difference between 10 and 29 photos placed.
-        options.sift.estimate_affine_shape = True
-        options.sift.max_num_features = 8192
-    # Otherwise SIFT as pycolmap's defaults extract it (upsampled first octave, 8192
-    # features): skipping the upsampling or halving the features cost rotation accuracy
-    # on the bench, and the time goes to verification, not here.
+    # Affine-adapted SIFT keeps matching across the wide angle between product shots: on
+    # the skull photos it is the difference between 10 and 29 placed, and on a CPU it
+    # costs what plain SIFT does. The rest as pycolmap's defaults (upsampled first octave,
+    # 8192 features): without the upsampling the skull kept 8 of 29.
+    options.sift.estimate_affine_shape = True
     return options
 
 
 def _extract(database: Path, image_dir: Path, names: list[str], report: Progress, *,
-             max_image_size: int, import_first: bool = False, robust: bool = False,
-             step: str = "extract", span: tuple[float, float] = (0.0, 1.0)) -> None:
+             max_image_size: int) -> None:
     import pycolmap
 
-    lo, hi = span
-    _step(report, step, lo, "Finding details in the photos")
+    _step(report, "extract", 0.0, "Finding details in the photos")
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"
     mode = pycolmap.CameraMode.PER_FOLDER if "/" in names[0] else pycolmap.CameraMode.SINGLE
-    if import_first:
-        # Import every photo first so the cameras are shared, then extract in chunks for
-        # the progress bar: extraction fills in images already in the database.
-        with pycolmap.Database.open(database):
-            pass  # creates the empty database
-        pycolmap.import_images(database, image_dir, camera_mode=mode, image_names=names,
-                               options=reader)
-    options = _extraction_options(max_image_size, robust)
+    # Import every photo first so the cameras are shared, then extract in chunks for the
+    # progress bar: extraction fills in images already in the database.
+    with pycolmap.Database.open(database):
+        pass  # creates the empty database
+    pycolmap.import_images(database, image_dir, camera_mode=mode, image_names=names,
+                           options=reader)
+    options = _extraction_options(max_image_size)
     chunk = max(1, math.ceil(len(names) / 10))
     for start in range(0, len(names), chunk):
         pycolmap.extract_features(database, image_dir, image_names=names[start:start + chunk],
                                   camera_mode=mode, reader_options=reader,
                                   extraction_options=options)
         done = min(len(names), start + chunk)
-        _step(report, step, lo + (hi - lo) * done / len(names),
+        _step(report, "extract", done / len(names),
               f"Finding details in the photos ({done}/{len(names)})")
 
 
-def pair_list(count: int, matcher: str, overlap: int = SEQUENTIAL_OVERLAP,
-              skeleton: int = LOOP_SKELETON) -> list[tuple[int, int]]:
-    """Which photos (by index in shooting order) to match with which.
-
-    exhaustive: every pair. sequential: each photo with its `overlap` next neighbours,
-    wrapping around (a capture is a loop), plus every pair among a skeleton of `skeleton`
-    photos spread over the whole set, which closes loops without a vocabulary tree.
-    """
-    if matcher == "exhaustive" or count <= overlap + 1:
-        return list(itertools.combinations(range(count), 2))
-    pairs = set()
-    for i in range(count):
-        for step in range(1, overlap + 1):
-            pairs.add(tuple(sorted((i, (i + step) % count))))
-    spread = np.unique(np.linspace(0, count - 1, min(count, skeleton)).round()).astype(int)
-    pairs.update(itertools.combinations(spread.tolist(), 2))
-    return sorted(pairs)
-
-
-def first_pass_pairs(count: int, matcher: str) -> list[tuple[int, int]]:
-    """The quick pass's pairs: `matcher`'s on a small capture, else a sparser loop.
-
-    A photo left unplaced by them is matched again with the robust pass's full pairs.
-    """
-    if count <= FAST_EXHAUSTIVE_LIMIT:
-        return pair_list(count, matcher)
-    return pair_list(count, "sequential", overlap=FAST_OVERLAP, skeleton=FAST_SKELETON)
-
-
 def _match(database: Path, colmap_dir: Path, names: list[str], pairs: list[tuple[int, int]],
-           report: Progress, *, robust: bool = False, step: str = "match",
+           report: Progress, *, max_trials: int | None = None, step: str = "match",
            span: tuple[float, float] = (0.0, 1.0)) -> None:
+    """Matches and verifies `pairs`; `max_trials` caps RANSAC (None: COLMAP's own)."""
     import pycolmap
 
     lo, hi = span
@@ -336,8 +297,8 @@ def _match(database: Path, colmap_dir: Path, names: list[str], pairs: list[tuple
     matching = pycolmap.FeatureMatchingOptions()
     verification = pycolmap.TwoViewGeometryOptions()
     verification.ransac.random_seed = 0
-    if not robust:
-        verification.ransac.max_num_trials = FAST_RANSAC_TRIALS
+    if max_trials is not None:
+        verification.ransac.max_num_trials = max_trials
     # Matched in chunks through a pair list, so the bar moves while it works.
     chunk = max(1, math.ceil(len(pairs) / 10))
     pair_file = colmap_dir / "pairs.txt"
@@ -369,12 +330,14 @@ def _mapping_options() -> Any:
 
 
 def _map(database: Path, colmap_dir: Path, total: int, report: Progress, *,
-         step: str = "map", span: tuple[float, float] = (0.0, 1.0)) -> list[Any]:
+         step: str = "map", span: tuple[float, float] = (0.0, 1.0),
+         start_from: Any = None) -> list[Any]:
+    """Incremental mapping; from scratch, or extending the model `start_from`."""
     import pycolmap
 
     lo, hi = span
     _step(report, step, lo, "Placing the photos in 3D")
-    registered = 0
+    registered = 0 if start_from is None else start_from.num_reg_images()
 
     def on_next_image() -> None:
         nonlocal registered
@@ -382,12 +345,17 @@ def _map(database: Path, colmap_dir: Path, total: int, report: Progress, *,
         _step(report, step, lo + (hi - lo) * min(registered / total, 1.0),
               f"Placing the photos in 3D ({min(registered, total)}/{total})")
 
-    out = colmap_dir / "models"
-    shutil.rmtree(out, ignore_errors=True)  # a second mapping must not mix with the first
-    out.mkdir(parents=True, exist_ok=True)
+    out, start = colmap_dir / "models", colmap_dir / "start"
+    for folder in (out, start):  # a second mapping must not mix with the first
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    if start_from is not None:
+        start_from.write(start)
     models = pycolmap.incremental_mapping(database, colmap_dir / "images", out,
                                           options=_mapping_options(),
+                                          input_path=start if start_from is not None else "",
                                           next_image_callback=on_next_image)
+    shutil.rmtree(start, ignore_errors=True)
     return list(models.values())
 
 
@@ -398,52 +366,71 @@ def _unplaced_names(models: list[Any], names: list[str]) -> list[str]:
     return [n for n in names if n not in placed]
 
 
-def _escalate(database: Path, colmap_dir: Path, names: list[str], left_out: list[str],
-              matcher: str, report: Progress, span: tuple[float, float], *,
-              max_image_size: int) -> list[Any]:
-    """Robust features and pairs for the photos in `left_out` only, then maps again."""
-    lo, hi = span
+def _extend(database: Path, colmap_dir: Path, names: list[str], left_out: list[str],
+            matched: set[tuple[int, int]], models: list[Any], report: Progress
+            ) -> list[Any]:
+    """Places the photos in `left_out` by extending the largest model with them.
 
-    def part(a: float, b: float) -> tuple[float, float]:
-        return lo + (hi - lo) * a, lo + (hi - lo) * b
-
-    _step(report, "escalate", lo, f"Looking harder at {len(left_out)} photos not placed")
-    report.log(f"{len(left_out)} of {len(names)} photos not placed yet: trying them with "
-               "the robust settings")
-    _forget_features(database, left_out)
-    _extract(database, colmap_dir / "images", left_out, report,
-             max_image_size=max_image_size, robust=True,
-             step="escalate", span=part(0.0, 0.5))
-    again = set(left_out)
-    pairs = [(a, b) for a, b in pair_list(len(names), matcher)
-             if names[a] in again or names[b] in again]
-    _match(database, colmap_dir, names, pairs, report, robust=True, step="escalate",
-           span=part(0.5, 0.85))
-    # From scratch: a model kept from the first pass would hold the replaced features.
-    return _map(database, colmap_dir, len(names), report, step="escalate",
-                span=part(0.85, 1.0))
-
-
-def _forget_features(database: Path, names: list[str]) -> None:
-    """Deletes the features and matches of these photos, so they can be extracted again.
-
-    pycolmap's Database can replace keypoints but not delete them, so this goes through
-    SQLite: the tables are COLMAP's documented schema.
+    They are matched, RANSAC to its full length, with every photo they were not matched
+    with yet, then the photos they turn out to overlap are matched with each other too:
+    a photo is placed from the 3D points its matches see, and those points come from its
+    partners' matches with each other.
     """
-    import sqlite3
-    from contextlib import closing
+    _step(report, "extend", 0.0, f"Looking harder at {len(left_out)} photos not placed")
+    report.log(f"{len(left_out)} of {len(names)} photos not placed yet: matching them with "
+               "every other photo")
+    index = {n: k for k, n in enumerate(names)}
+    lost = {index[n] for n in left_out}
+    pairs = {tuple(sorted((k, other))) for k in lost for other in range(len(names))
+             if other != k} - matched
+    _match(database, colmap_dir, names, sorted(pairs), report, step="extend",
+           span=(0.0, 0.5))
+    matched = matched | pairs
+    around = lost | {index[n] for n in _overlapping(database, [names[k] for k in lost])}
+    pairs = {p for p in itertools.combinations(sorted(around), 2)} - matched
+    if pairs:
+        _match(database, colmap_dir, names, sorted(pairs), report, step="extend",
+               span=(0.5, 0.8))
+    best = max(models, key=lambda r: r.num_reg_images(), default=None)
+    if best is not None:
+        _triangulate_new_matches(database, best)
+    extended = _map(database, colmap_dir, len(names), report, step="extend",
+                    span=(0.8, 1.0), start_from=best)
+    return extended or models
 
+
+def _triangulate_new_matches(database: Path, model: Any) -> None:
+    """Adds to `model` the 3D points its placed photos' new matches with each other make:
+    mapping registers a photo from the points its matches see, and extending a model
+    triangulates only the photos it adds."""
     import pycolmap
 
-    with closing(sqlite3.connect(database)) as db, db:
-        rows = dict(db.execute("SELECT name, image_id FROM images").fetchall())
-        ids = [rows[n] for n in names]
-        pairs = {pycolmap.image_pair_to_pair_id(a, b) for a in ids for b in rows.values()
-                 if a != b}
-        for table in ("keypoints", "descriptors"):
-            db.executemany(f"DELETE FROM {table} WHERE image_id = ?", [(i,) for i in ids])
-        for table in ("matches", "two_view_geometries"):
-            db.executemany(f"DELETE FROM {table} WHERE pair_id = ?", [(p,) for p in pairs])
+    options = _mapping_options()
+    cache_options = pycolmap.DatabaseCacheOptions()
+    cache_options.min_num_matches = options.min_num_matches
+    with pycolmap.Database.open(database) as db:
+        cache = pycolmap.DatabaseCache.create(db, cache_options)
+    mapper = pycolmap.IncrementalMapper(cache)
+    mapper.begin_reconstruction(model)
+    for image_id in model.reg_image_ids():
+        mapper.triangulate_image(options.triangulation, image_id)
+    mapper.end_reconstruction(False)
+
+
+def _overlapping(database: Path, names: list[str]) -> set[str]:
+    """The photos with MIN_LINK_MATCHES or more verified matches with any of `names`."""
+    import pycolmap
+
+    with pycolmap.Database.open(database) as db:
+        by_id = {image.image_id: image.name for image in db.read_all_images()}
+        wanted = {i for i, n in by_id.items() if n in set(names)}
+        pair_ids, geometries = db.read_two_view_geometries()
+    found = set()
+    for pair_id, geometry in zip(pair_ids, geometries, strict=True):
+        a, b = pycolmap.pair_id_to_image_pair(pair_id)
+        if len(geometry.inlier_matches) >= MIN_LINK_MATCHES and (a in wanted or b in wanted):
+            found.update((by_id[a], by_id[b]))
+    return found - set(names)
 
 
 def _placed_names(model: Any, inputs: list[_Input]) -> set[str]:
@@ -464,7 +451,7 @@ def _reasons(database: Path, inputs: list[_Input], placed: set[str], models: lis
         keypoints = {i: db.num_keypoints_for_image(i) for i in ids.values()}
         pair_ids, geometries = db.read_two_view_geometries()
         for pair_id, geometry in zip(pair_ids, geometries, strict=True):
-            if len(geometry.inlier_matches) >= 15:
+            if len(geometry.inlier_matches) >= MIN_LINK_MATCHES:
                 linked.update(pycolmap.pair_id_to_image_pair(pair_id))
     elsewhere = {model.image(i).name: model.num_reg_images() for model in models
                  for i in model.reg_image_ids()}

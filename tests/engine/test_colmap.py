@@ -12,11 +12,18 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pycolmap
 import pytest
 
 from pipeline.engine import colmap
-from pipeline.engine.colmap import estimate_poses, first_pass_pairs, pair_list
+from pipeline.engine.colmap import estimate_poses, model_arrays
 from pipeline.engine.dataset import read_transforms
+from pipeline.engine.pairs import (
+    SIMILAR_PER_PHOTO,
+    capture_pairs,
+    pair_list,
+    shared_features,
+)
 from pipeline.engine.progress import Progress, read_progress
 from pipeline.engine.workspace import Workspace
 from tests.synthetic_scene import SyntheticScene, make_scene, umeyama
@@ -88,6 +95,11 @@ def test_writes_every_contracted_file(synthetic_run, scene):
     ws, proc = synthetic_run
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Ignored notes.txt: not a JPEG or PNG photo." in proc.stderr
+    # Into a log file progress goes as plain lines, never a bar's carriage-return redraws.
+    assert "\r" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("colmap: ") and "%" in line for line in lines)
+    assert max(len(line) for line in lines) < 300
     assert last_line(proc.stdout).startswith(f"Placed {len(scene.names)} of "
                                              f"{len(scene.names)} photos")
 
@@ -98,7 +110,7 @@ def test_writes_every_contracted_file(synthetic_run, scene):
 
     summary = json.loads((ws / "colmap" / "summary.json").read_text())
     assert summary["total"] == summary["placed"] == len(scene.names)
-    assert summary["matcher"] == "exhaustive"
+    assert summary["matcher"] == "auto"
     assert 0 < summary["mean_reprojection_error"] < 1.5
     assert set(summary["timings"]) >= {"extract", "match", "map"}
     radii = [np.linalg.norm(i["position"][:2]) for i in summary["images"]]
@@ -168,34 +180,55 @@ def test_sequential_pairs_close_the_loop_and_grow_linearly():
 
 
 
-def test_quick_pass_matches_fewer_pairs_on_a_large_capture_and_closes_the_loop():
-    pairs = first_pass_pairs(100, "exhaustive")
-    assert len(pairs) < 0.4 * len(pair_list(100, "exhaustive"))
-    assert (0, 1) in pairs and (0, 99) in pairs
-    # Every photo meets at least its neighbours; spread-out photos meet across the loop.
-    assert all(sum(i in p for p in pairs) >= 2 * colmap.FAST_OVERLAP for i in range(100))
-    assert max(min(b - a, 100 - (b - a)) for a, b in pairs) >= 40
-    assert first_pass_pairs(50, "exhaustive") == pair_list(50, "exhaustive")
+def test_capture_pairs_are_each_photos_neighbours_and_look_alikes(synthetic_run, scene):
+    """The auto pairs of the synthetic capture (two rings of 12): every photo meets the
+    ones taken next to it and those it shares the most features with, and those are the
+    photos really taken beside it, not all the others."""
+    ws, proc = synthetic_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = scene.names
+    pairs = capture_pairs(ws / "colmap" / "database.db", names)
+    count = len(names)
+    assert len(pairs) == len(set(pairs)) and all(a < b for a, b in pairs)
+    assert len(pairs) < count * (count - 1) / 2
+    assert (0, 1) in pairs and (0, count - 1) in pairs  # the loop closes
+    assert all(sum(i in p for p in pairs) >= SIMILAR_PER_PHOTO for i in range(count))
+
+    shared = shared_features(ws / "colmap" / "database.db", names)
+    np.fill_diagonal(shared, -1)
+    heading = np.degrees(np.arctan2(*(scene.c2w[:, :2, 3] - scene.object_center[:2]).T))
+    for i in range(count):
+        nearest = np.argsort(-shared[i], kind="stable")[:3]
+        apart = np.abs((heading[nearest] - heading[i] + 180) % 360 - 180)
+        assert apart.max() <= 45, (names[i], [names[j] for j in nearest], apart)
 
 
 @pytest.fixture(scope="module")
 def portrait_scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticScene:
-    """Phone-like portrait photos, large enough for the quick pass to place them all."""
+    """Phone-like portrait photos, large enough for one pass to place them all."""
     return make_scene(tmp_path_factory.mktemp("portrait"), n_views=20, width=540, height=960)
 
 
-def run_spied(scene: SyntheticScene, ws_root: Path, monkeypatch: pytest.MonkeyPatch
-              ) -> tuple[object, list[str], list[str]]:
-    """(result, photos given robust features, console lines) of one run of the stage."""
-    robust_for: list[str] = []
-    extract = colmap._extract
+def test_a_photo_the_pairs_miss_is_placed_by_extending_the_model(portrait_scene, tmp_path,
+                                                                 monkeypatch):
+    """View 5 is matched with nobody at first: the model of the other 19 is extended with
+    it. Features are extracted once per photo, view 5 is matched with every photo (then
+    the photos it overlaps with each other), no pair twice, and the second mapping starts
+    from the first model."""
+    names = portrait_scene.names
+    calls: dict[str, list] = {"extract": [], "match": [], "map": []}
+    for step in calls:
+        real = getattr(colmap, f"_{step}")
 
-    def spy(*args, **kwargs) -> None:
-        if kwargs.get("robust"):
-            robust_for.extend(args[2])
-        extract(*args, **kwargs)
+        def spy(*args, _real=real, _step=step, **kwargs):
+            out = _real(*args, **kwargs)
+            calls[_step].append((args, kwargs, out))
+            return out
 
-    monkeypatch.setattr(colmap, "_extract", spy)
+        monkeypatch.setattr(colmap, f"_{step}", spy)
+    chosen = colmap.capture_pairs
+    monkeypatch.setattr(colmap, "capture_pairs", lambda database, photos: [
+        (a, b) for a, b in chosen(database, photos) if 5 not in (a, b)])
     lines: list[str] = []
 
     class Recording(Progress):
@@ -203,34 +236,38 @@ def run_spied(scene: SyntheticScene, ws_root: Path, monkeypatch: pytest.MonkeyPa
             lines.append(message)
             super().log(message)
 
-    ws = Workspace(ws_root).ensure()
-    result = estimate_poses(ws, images=scene.images_dir,
+    ws = Workspace(tmp_path).ensure()
+    result = estimate_poses(ws, images=portrait_scene.images_dir,
                             progress=Recording(ws.progress_json, "colmap", show_bar=False))
-    return result, robust_for, lines
 
-
-def test_escalates_only_the_photos_the_quick_pass_leaves_unplaced(portrait_scene, tmp_path,
-                                                                 monkeypatch):
-    result, robust_for, _ = run_spied(portrait_scene, tmp_path / "plain", monkeypatch)
-    assert result.placed == 20 and robust_for == []
-    assert "escalate" not in result.timings
-
-    # The quick pass never matches view 5, so only the robust pass can place it.
-    quick = colmap.first_pass_pairs
-    monkeypatch.setattr(colmap, "first_pass_pairs", lambda count, matcher: [
-        (a, b) for a, b in quick(count, matcher) if 5 not in (a, b)])
-    result, robust_for, lines = run_spied(portrait_scene, tmp_path / "forced", monkeypatch)
-    assert robust_for == [portrait_scene.names[5]]  # nobody else pays for robust SIFT
     assert result.placed == 20 and result.unplaced == []
-    assert "escalate" in result.timings
-    assert "1 of 20 photos not placed yet: trying them with the robust settings" in lines
+    assert "1 of 20 photos not placed yet: matching them with every other photo" in lines
+    assert "extend" in result.timings
+    ((args, _, _),) = calls["extract"]
+    assert sorted(args[2]) == sorted(names)  # one extraction, of every photo
+    first, again, *around = calls["match"]
+    assert all(5 not in pair for pair in first[0][3])
+    assert sorted(again[0][3]) == [tuple(sorted((5, k))) for k in range(20) if k != 5]
+    matched = [pair for call in calls["match"] for pair in call[0][3]]
+    assert len(matched) == len(set(matched))  # no pair matched twice
+    (_, scratch, models), (_, extension, _) = calls["map"]
+    assert scratch.get("start_from") is None
+    start = extension["start_from"]
+    assert start is max(models, key=lambda m: m.num_reg_images())
+    assert start.num_reg_images() == 19
+    # the cameras of the first model stay where they were: it was extended, not redone
+    placed = pycolmap.Reconstruction(ws.colmap_dir)
+    _, before, _ = model_arrays(start)
+    ids, after, _ = model_arrays(placed)
+    kept = [k for k, i in enumerate(ids) if placed.image(i).name != names[5]]
+    _, rot, _ = umeyama(after[kept, :3, 3], before[:, :3, 3])
+    assert np.median(rotation_errors_deg(before[:, :3, :3], rot @ after[kept, :3, :3])) < 0.1
 
 
 def test_colmap_downscales_for_features_and_the_dataset_cameras_follow(portrait_scene,
                                                                       tmp_path):
     """Photos over max_image_size reach COLMAP whole: it downscales them for SIFT and keeps
     the cameras at full size; the dataset's photos and intrinsics are scaled down together."""
-    import pycolmap
     from PIL import Image
 
     ws = Workspace(tmp_path).ensure()
