@@ -53,6 +53,10 @@ bench scene a camera 14° off its place measured 4.9×, the right ones at most 2
 SPREAD_FLOOR_PX = 1.0
 """...and at least this far, in pixels: on a capture matched to a fraction of a pixel, a
 few times more is still well placed."""
+FINE_RESIDUAL_PX = 2.0
+"""A photo placed again whose matches miss its new pose by no more than this (median, in
+the pixels SIFT saw) is kept: that is a fine residual for a phone photo, even among photos
+matched to 0.2 px. Leaving it out would lose a good photo for being a little blurry."""
 CHECK_ROUNDS = 3
 """Rounds of checking; a photo is placed again at most once, then left out."""
 
@@ -68,12 +72,14 @@ class Verdict:
 
 
 def check_poses(model: Any, database: Path, order: list[str],
-                label: Callable[[str], str] = str) -> list[Verdict]:
+                label: Callable[[str], str] = str, feature_side: int | None = None
+                ) -> list[Verdict]:
     """Finds the wrong cameras of `model` (a pycolmap Reconstruction, changed in place),
     places each once more, and deregisters those that still disagree.
 
     `order` is the photos' database names in shooting order; `label` names a photo, from
-    its database name, in the reasons the shop owner reads.
+    its database name, in the reasons the shop owner reads; `feature_side` is the long
+    side SIFT saw the photos at (None: their own), the unit of FINE_RESIDUAL_PX.
     """
     import pycolmap
 
@@ -97,28 +103,33 @@ def check_poses(model: Any, database: Path, order: list[str],
     for _ in range(CHECK_ROUNDS):
         placed = set(model.reg_image_ids())
         round_pairs = [(a, b, m) for a, b, m in pairs if a in placed and b in placed]
-        suspects, spread_limit = _suspects(model, round_pairs, keypoints, order,
+        settled = {i for i, v in verdicts.items() if v.replaced}
+        suspects, spread_limit = _suspects(model, round_pairs, keypoints, order, settled,
                                            {i: labels[i] for i in placed})
         if not suspects:
             break
         for image_id, suspect in suspects.items():
+            fine = FINE_RESIDUAL_PX * _pixel_scale(model, image_id, feature_side)
             verdicts[image_id] = _settle(model, image_id, suspect, round_pairs, keypoints,
-                                         suspects, spread_limit, labels,
-                                         again=image_id not in verdicts)
+                                         suspects, max(spread_limit, fine), labels,
+                                         (order, names), again=image_id not in verdicts)
     return list(verdicts.values())
 
 
 def _settle(model: Any, image_id: int, suspect: _Suspect,
             pairs: list[tuple[int, int, np.ndarray]], keypoints: dict[int, np.ndarray],
-            suspects: dict[int, _Suspect], spread_limit: float, labels: dict[int, str], *,
-            again: bool) -> Verdict:
-    """Places one suspect again (when `again`: only once per photo) or leaves it out."""
+            suspects: dict[int, _Suspect], residual_limit: float, labels: dict[int, str],
+            shooting: tuple[list[str], dict[int, str]], *, again: bool) -> Verdict:
+    """Places one suspect again (when `again`: only once per photo) or leaves it out.
+
+    `shooting` is the shooting order and each placed photo's database name."""
     name = model.image(image_id).name
     if suspect.kind == "away":
         return _leave_out(model, image_id, "does not show the product: it looks away from "
                           "it. Retake it facing the product.")
     where = _true_neighbours(model, image_id, pairs, keypoints, labels, suspects)
-    if again and _place_again(model, image_id, pairs, keypoints, suspects, spread_limit):
+    if again and _place_again(model, image_id, pairs, keypoints, suspects, residual_limit,
+                              *shooting):
         log.info("placed %s again, consistently this time", name)
         return Verdict(name, True, "placed again consistently")
     advice = f"retake it from beside {where}" if where else "retake it"
@@ -132,13 +143,18 @@ class _Suspect:
     """"away" (does not show the product), "matches" (contradicts its matches) or "spread"
     (misses its matches by far more than the other photos do)."""
     why: str
+    apart: bool = False
+    """It also sits far from its neighbours in shooting order, which agree with each other."""
 
 
 def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
-              keypoints: dict[int, np.ndarray], order: list[str], names: dict[int, str]
-              ) -> tuple[dict[int, _Suspect], float]:
+              keypoints: dict[int, np.ndarray], order: list[str], settled: set[int],
+              names: dict[int, str]) -> tuple[dict[int, _Suspect], float]:
     """({image id: why}, worst first, for the photos whose pose disagrees; the median
-    distance in pixels beyond which a photo's matches are too far from its pose)."""
+    distance in pixels beyond which a photo's matches are too far from its pose).
+
+    A photo in `settled` was placed again from its own matches, to a fine residual: how
+    far they miss is then the photo's own sharpness, not a wrong pose."""
     focus = _focus(model, names)
     suspects = {i: _Suspect("away", "") for i in names if not _shows_point(model, i, focus)}
     distances = [_distances(model, a, b, m, keypoints) for a, b, m in pairs]
@@ -158,11 +174,12 @@ def _suspects(model: Any, pairs: list[tuple[int, int, np.ndarray]],
                    "was put")
             if worst in apart:
                 why += f", and it is far from {apart[worst]}, taken just before and after it"
-            suspects[worst] = _Suspect("matches", why)
+            suspects[worst] = _Suspect("matches", why, apart=worst in apart)
             continue
         spreads, typical = _spreads(pairs, distances, suspects)
         limit = max(SPREAD_FLOOR_PX, SPREAD_MAX * typical)
-        far = [(spread, image_id) for image_id, spread in spreads.items() if spread > limit]
+        far = [(spread, image_id) for image_id, spread in spreads.items()
+               if spread > limit and image_id not in settled]
         if not far:
             return suspects, limit
         spread, worst = max(far)
@@ -263,24 +280,28 @@ def _true_neighbours(model: Any, image_id: int, pairs: list[tuple[int, int, np.n
 
 def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarray]],
                  keypoints: dict[int, np.ndarray], suspects: dict[int, _Suspect],
-                 spread_limit: float) -> bool:
-    """Places the photo again and keeps the new pose when it agrees with the photo's
-    matches (AGREEMENT_MIN or better) and misses them by no more than `spread_limit`.
+                 residual_limit: float, order: list[str], names: dict[int, str]) -> bool:
+    """Places the photo again and keeps the new pose when the matches it was placed from
+    miss it by no more than `residual_limit` (median), and it agrees with AGREEMENT_MIN of
+    all its matches or, for a photo that sat apart from its neighbours in shooting order,
+    now sits beside them.
 
     A photo that contradicts its matches is placed from the 3D points of the matches its
     pose cannot explain (those with the photos it was really taken beside); one that only
-    misses them by too much, from the 3D points of all its matches.
+    misses them by too much, from the 3D points of all its matches. A near-symmetric
+    product can give a mirrored photo more matches with the far side than with its true
+    neighbours: the shooting order, not the count, tells them apart.
     """
     import pycolmap
 
     image = model.image(image_id)
     everything = suspects[image_id].kind == "spread"
-    points2d, points3d = [], []
+    points2d, points3d, used = [], [], {}
     for other, mine, theirs, distances in _partners(model, image_id, pairs, keypoints,
                                                     suspects):
-        used = everything | (distances >= _tolerance(model, image_id, other))
+        used[other] = everything | (distances >= _tolerance(model, image_id, other))
         other_image = model.image(other)
-        for k_mine, k_theirs in zip(mine[used], theirs[used], strict=True):
+        for k_mine, k_theirs in zip(mine[used[other]], theirs[used[other]], strict=True):
             point = other_image.point2D(int(k_theirs))
             if point.has_point3D():
                 points2d.append(keypoints[image_id][k_mine])
@@ -293,13 +314,21 @@ def _place_again(model: Any, image_id: int, pairs: list[tuple[int, int, np.ndarr
         return False
     old = image.frame.rig_from_world
     image.frame.rig_from_world = found["cam_from_world"]
-    found_distances, agree = [], 0
+    placed_from, agree, total = [], 0, 0
     for other, _, _, distances in _partners(model, image_id, pairs, keypoints, suspects):
-        found_distances.append(distances)
+        placed_from.append(distances[used[other]])
         agree += int((distances < _tolerance(model, image_id, other)).sum())
-    every = np.concatenate(found_distances) if found_distances else np.zeros(0)
-    if (len(every) and agree / len(every) >= AGREEMENT_MIN
-            and np.median(every) <= spread_limit):
+        total += len(distances)
+    residual = np.concatenate(placed_from) if placed_from else np.zeros(0)
+    if suspects[image_id].apart:
+        placed = set(model.reg_image_ids())
+        here = {i: n for i, n in names.items()
+                if i in placed and (i == image_id or i not in suspects)}
+        beside = image_id not in _apart_from_neighbours(model, order, here)
+    else:
+        beside = False
+    if (len(residual) and np.median(residual) <= residual_limit
+            and (agree >= AGREEMENT_MIN * total or beside)):
         # Its old observations belong to the wrong place: the new pose keeps none.
         for idx in range(image.num_points2D()):
             if image.point2D(idx).has_point3D():
@@ -331,6 +360,13 @@ def _leave_out(model: Any, image_id: int, reason: str) -> Verdict:
     log.info("left out %s: %s", name, reason)
     model.deregister_frame(model.image(image_id).frame_id)
     return Verdict(name, False, reason)
+
+
+def _pixel_scale(model: Any, image_id: int, feature_side: int | None) -> float:
+    """Pixels of the photo per pixel SIFT saw (keypoints are kept at full size)."""
+    camera = model.image(image_id).camera
+    side = max(camera.width, camera.height)
+    return 1.0 if feature_side is None else max(1.0, side / feature_side)
 
 
 def _focus(model: Any, names: dict[int, str]) -> np.ndarray:
