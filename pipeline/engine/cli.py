@@ -113,10 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     colmap.add_argument("--images", type=Path, help="folder of photos (or an images.zip); "
                         "default: WS/images.zip")
     colmap.add_argument("--max-image-size", type=int, default=1600, metavar="PX",
-                        help="long side of the copies used for features (default 1600)")
+                        help="long side of the dataset's photos (default 1600); features "
+                        "are found at 1200 px or this, whichever is smaller")
     colmap.add_argument("--matcher", choices=["auto", "exhaustive", "sequential"],
-                        default="auto", help="auto: exhaustive up to 60 photos, else "
-                        "sequential with loop detection (default auto)")
+                        default="auto", help="auto: each photo with its neighbours in "
+                        "shooting order and the photos it shares the most features with "
+                        "(every pair up to 12 photos); exhaustive: every pair; sequential: "
+                        "neighbours in shooting order and a loop skeleton (default auto)")
     colmap.set_defaults(handler=_cmd_colmap)
 
     from .presets import DEFAULT_PRESET, PRESET_NAMES
@@ -153,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--images", type=Path, help="folder of photos (or an images.zip); "
                      "default: WS/images.zip")
     run.add_argument("--max-image-size", type=int, default=1600, metavar="PX",
-                     help="long side of the copies used for features (default 1600)")
+                     help="long side of the dataset's photos (default 1600); features are "
+                     "found at 1200 px or this, whichever is smaller")
     _add_preset(run, PRESET_NAMES, DEFAULT_PRESET)
     _add_render_options(run)
     run.set_defaults(handler=_cmd_run)
