@@ -9,7 +9,7 @@ import pytest
 from pipeline.models import Job
 from products.models import Product
 from tests.browser.conftest import sign_in
-from tests.site.test_job_page import running_job
+from tests.site.display.test_job_page import running_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

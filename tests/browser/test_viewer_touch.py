@@ -10,8 +10,8 @@ import pytest
 from pipeline.models import Job
 from products.models import Product
 from tests.browser.conftest import sign_in
+from tests.site.display.test_job_page import finished_frames
 from tests.site.jobs_fixtures import storage
-from tests.site.test_job_page import finished_frames
 
 __all__ = ["storage"]
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

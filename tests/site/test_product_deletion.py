@@ -24,9 +24,9 @@ from pipeline.models import Job
 from products.models import Product
 from tests.conftest import wait_for
 from tests.fake_modal import FAKE_TOKEN, FakeModalClient, FakeModalVolume
+from tests.site.jobs.test_recovery import gone, orphan_engine
 from tests.site.jobs_fixtures import add_photo, noise_png, storage
 from tests.site.test_modal_backend import Gate
-from tests.site.test_recovery import gone, orphan_engine
 
 __all__ = ["storage"]
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,7 @@
 """The photo-versus-render comparison on the site: kept privately by the worker, shown on
 the job page and in `GET /api/jobs/{id}`, its images for the job's owner only. The
 comparison itself is the engine's (pipeline.engine.compare); the worker's whole job in
-tests/site/test_jobs_worker.py makes a real one."""
+tests/site/jobs/test_jobs_worker.py makes a real one."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pipeline.jobs.tasks import JobRunner
 from pipeline.models import Job
 from pipeline.quality.comparison import image_path, keep_comparison
 from products.models import Product
+from tests.site.display.test_job_page import finished_frames
 from tests.site.jobs_fixtures import (
     add_photo,
     delete_photo_files,
@@ -31,7 +32,6 @@ from tests.site.jobs_fixtures import (
     noise_png,
     storage,
 )
-from tests.site.test_job_page import finished_frames
 
 __all__ = ["storage"]
 pytestmark = pytest.mark.django_db

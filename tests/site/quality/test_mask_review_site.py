@@ -18,13 +18,13 @@ from pipeline.delivery.storage import job_compare_dir
 from pipeline.engine.mask_review import flag, overlay
 from pipeline.jobs.tasks import JobRunner
 from pipeline.models import Job
+from tests.site.display.test_job_page import finished_frames
 from tests.site.jobs_fixtures import add_photo, noise_png, storage
-from tests.site.test_comparison import (  # noqa: F401 (fixtures)
+from tests.site.quality.test_comparison import (  # noqa: F401 (fixtures)
     api_client,
     product,
     write_engine_comparison,
 )
-from tests.site.test_job_page import finished_frames
 
 __all__ = ["storage"]
 pytestmark = pytest.mark.django_db
