@@ -1,8 +1,8 @@
 """The storefront embed from another origin, and the Content-Security-Policy in the browser.
 
-A plain web server on another port plays a shop: its page holds the README's embed
-snippet, pointed at this site (the live server) and a finished job. Chromium opens the
-shop's page, the viewer loads spin.json across origins, the shopper turns the spin by
+A plain web server on another port plays a shop: its page holds the embed snippet
+docs/embedding.md gives, pointed at this site (the live server) and a finished job.
+Chromium opens the shop's page, the viewer loads spin.json across origins, the shopper turns the spin by
 dragging and with the keys, and the frames load: from this site when they are on disk,
 from the bucket when they are on the S3-compatible server (tests.s3_server). Then the
 site's own pages, the viewer and the admin run under the site's policy without one
@@ -45,11 +45,10 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-def readme_snippet() -> str:
-    """The embed snippet exactly as the README gives it to shop owners."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Embedding the spin on a storefront"):]
-    return re.search(r"```html\n(.*?)```", section, re.S).group(1)
+def docs_snippet() -> str:
+    """The embed snippet exactly as docs/embedding.md gives it to shop owners."""
+    page = (ROOT / "docs" / "embedding.md").read_text()
+    return re.search(r"```html\n(.*?)```", page, re.S).group(1)
 
 
 @pytest.fixture
@@ -147,7 +146,7 @@ def test_embed_on_another_origin_turns_and_loads_frames(
         chromium, live_server, storefront, frames_origin, finished_job, owner, artifacts,
         django_user_model, request):
     shop_url, shop_root = storefront
-    snippet = (readme_snippet().replace("https://spins.example.com", live_server.url)
+    snippet = (docs_snippet().replace("https://spins.example.com", live_server.url)
                .replace("JOB-ID", str(finished_job.pk)))
     (shop_root / "index.html").write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>A shop</title></head>"
