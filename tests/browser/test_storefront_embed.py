@@ -2,11 +2,11 @@
 
 A plain web server on another port plays a shop: its page holds the embed snippet
 docs/embedding.md gives, pointed at this site (the live server) and a finished job.
-Chromium opens the shop's page, the viewer loads spin.json across origins, the shopper turns the spin by
-dragging and with the keys, and the frames load: from this site when they are on disk,
-from the bucket when they are on the S3-compatible server (tests.s3_server). Then the
-site's own pages, the viewer and the admin run under the site's policy without one
-violation.
+Chromium opens the shop's page, the viewer loads spin.json across origins, the shopper
+turns the spin by dragging and with the keys, and the frames load: from this site when
+they are on disk, from the bucket when they are on the S3-compatible server
+(tests.s3_server). Then the site's own pages, the viewer and the admin run under the
+site's policy without one violation.
 """
 
 from __future__ import annotations
