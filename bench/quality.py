@@ -2,7 +2,7 @@
 
     python bench/quality.py [--scenes wide_base wide_base_on_table light_on_white symmetric
                              skull] [--preset draft] [--views 32] [--orbit-frames 12]
-                            [--out DIR]
+                            [--out DIR [--reuse]] [--seed N]
 
 For each scene the real colmap stage places ALL the photos (so the held-out ones get poses
 in the same frame), then every 8th photo in shooting order (index 0, 8, 16, …) is taken out
@@ -30,6 +30,11 @@ For scenes with a flat base it renders the scene's true alpha from the same came
 into the true world (a similarity fitted to the camera centres), and reports which share of
 the visible base pixels (the pixels that are product only because of the base) the frame
 covers: min over frames.
+
+Training is seeded (pipeline.engine.train.TRAIN_SEED, as every job trains), and another seed
+trains another NeRF from the same photos and masks. `--seed N` trains with N instead; with
+`--out DIR --reuse` it keeps the poses and trains again, so a few seeds on one scene give
+training's own spread: a change smaller than it is not a change.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from pipeline.engine.orbit import framing, orbit  # noqa: E402
 from pipeline.engine.presets import get_preset  # noqa: E402
 from pipeline.engine.product import load_product  # noqa: E402
 from pipeline.engine.render import View, chunk_rays, load_pipeline, render_view  # noqa: E402
-from pipeline.engine.train import train  # noqa: E402
+from pipeline.engine.train import TRAIN_SEED, train  # noqa: E402
 from pipeline.engine.trainset import sparse_product_points  # noqa: E402
 from pipeline.engine.workspace import Workspace  # noqa: E402
 from tests.synthetic_scene import BASE_TEXTURES, make_scene, umeyama  # noqa: E402
@@ -274,7 +279,7 @@ def base_coverage(scene: Any, frames: dict[str, Frame],
 
 
 def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
-              device: str, reuse: bool = False) -> dict[str, Any]:
+              device: str, reuse: bool = False, seed: int = TRAIN_SEED) -> dict[str, Any]:
     work = root / name
     reuse = reuse and (work / "ws" / "dataset" / "transforms_all.json").exists()
     if not reuse:
@@ -294,7 +299,7 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
     trained_names = [n for n in names if n not in held and n in frames]
 
     started = time.monotonic()
-    trained = train(ws, preset=preset)
+    trained = train(ws, preset=preset, seed=seed)
     train_s = time.monotonic() - started
 
     p = get_preset(preset, device)
@@ -362,9 +367,9 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
         return round(float(np.mean([r[key] for r in scored])), 3) if scored else None
 
     return {
-        "scene": name, "preset": preset, "device": device,
+        "scene": name, "preset": preset, "device": device, "seed": seed,
         "photos": len(names), "placed": len(frames), "unplaced": unplaced,
-        "reused": reuse,
+        "reused": reuse, "model_reused": trained.resumed_from is not None,
         "trained_on": trained.photos, "trainable": len(trained_names),
         "held_out": len(held), "held_out_placed": len(scored),
         "held_out_not_placed": [r["photo"] for r in rows if not r.get("placed")],
@@ -385,16 +390,18 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
 def print_table(result: dict[str, Any]) -> None:
     s = result["seconds"]
     print(f"\n== {result['scene']}: preset {result['preset']}, device {result['device']}, "
-          f"truth: {result['truth']}")
+          f"training seed {result['seed']}, truth: {result['truth']}")
     print(f"photos {result['photos']}, placed {result['placed']}"
           + (f" (not placed: {', '.join(result['unplaced'])})" if result["unplaced"] else "")
           + f"; trained on {result['trained_on']} of {result['trainable']} placed; held out "
           f"{result['held_out']}, of which placed {result['held_out_placed']}"
           + (f" (not placed, not scored: {', '.join(result['held_out_not_placed'])})"
              if result["held_out_not_placed"] else ""))
-    if result.get("reused"):
+    if result.get("model_reused"):
         print("poses and model reused from an earlier run (--reuse): seconds below are not "
               "theirs")
+    elif result.get("reused"):
+        print("poses reused from an earlier run (--reuse), model trained again")
     print(f"seconds: poses {s['poses']}, train {s['train']} ({result['steps']} steps, "
           f"{result['seconds_per_step']} s/step), held-out renders {s['render']}, "
           f"orbit check {s['orbit']}")
@@ -437,6 +444,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="with --out: keep the poses and trained models an earlier run "
                         "left there and measure again (after a change to rendering)")
+    parser.add_argument("--seed", type=int, default=TRAIN_SEED,
+                        help="training's seed (default: the jobs' own); with --reuse, another "
+                        "seed trains again on the same poses")
     args = parser.parse_args()
 
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-quality-"))
@@ -449,7 +459,7 @@ def main() -> None:
             print(f"\n== skull: no photos at {SKULL}; skipped")
             continue
         result = run_scene(name, root, args.preset, args.views, args.orbit_frames, device,
-                           args.reuse)
+                           args.reuse, args.seed)
         print_table(result)
         (root / name / "result.json").write_text(json.dumps(result, indent=2))
         results.append(result)

@@ -37,6 +37,9 @@ MASKS_SHARE = 0.05
 """Share of the train stage's progress bar given to building the masks."""
 LOSS_POINTS = 500
 """About this many points are kept in loss.json, however long the training."""
+TRAIN_SEED = 42
+"""Every job trains with this seed (nerfstudio's own default). Another seed trains another
+NeRF from the same photos: bench/quality.py --seed tells a change from training's noise."""
 HULL_MARGIN_VOXELS = 1
 """The NeRF may fill the visual hull grown by this many voxels: slack for the poses'
 and the masks' errors at the product's edges."""
@@ -111,7 +114,7 @@ class TrainResult:
 
 
 def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: int,
-                         hull: VisualHull | None = None) -> Any:
+                         hull: VisualHull | None = None, seed: int = TRAIN_SEED) -> Any:
     """nerfstudio's TrainerConfig for nerfacto on WS/dataset/transforms_train.json."""
     from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
     from nerfstudio.configs.base_config import LocalWriterConfig, LoggingConfig, MachineConfig
@@ -171,7 +174,7 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
         max_num_iterations=iterations,
         steps_per_save=10**9,  # we save on a timer and at the end
         mixed_precision=preset.device == "cuda",
-        machine=MachineConfig(device_type=preset.device, num_devices=1),
+        machine=MachineConfig(device_type=preset.device, num_devices=1, seed=seed),
         vis="tensorboard",
         logging=LoggingConfig(local_writer=LocalWriterConfig(enable=False), profiler="none"),
         pipeline=VanillaPipelineConfig(
@@ -199,6 +202,7 @@ def train(
     preset: str = DEFAULT_PRESET,
     iterations: int | None = None,
     progress: Progress | None = None,
+    seed: int = TRAIN_SEED,
 ) -> TrainResult:
     """Builds the masks and trains nerfacto in WS/model/, resuming where it stopped."""
     started = time.monotonic()
@@ -213,6 +217,9 @@ def train(
     trained_on = {"preset": p.name, "device": device, "image_size": p.image_size,
                   "max_photos": p.max_photos, "box": search,
                   "poses_mtime": ws.transforms_json.stat().st_mtime}
+    if seed != TRAIN_SEED:
+        # Recorded only when not the jobs' own: their workspaces resume as they always did.
+        trained_on["seed"] = seed
 
     previous = read_train_state(ws)
     checkpoint = latest_checkpoint(ws)
@@ -247,7 +254,7 @@ def train(
     box = tuple(tuple(float(v) for v in corner)
                 for corner in (product.crop_box.lo, product.crop_box.hi))
     hull = read_hull(ws)
-    config = build_trainer_config(ws, p, box, total, hull)
+    config = build_trainer_config(ws, p, box, total, hull, seed)
     if resumable:
         config.load_dir = checkpoint_dir(ws)
     config.save_config()

@@ -269,6 +269,27 @@ def test_the_same_photos_train_the_same_nerf(trained: Path, scene, tmp_path: Pat
     assert np.allclose([loss for _, loss in second], [loss for _, loss in first], rtol=1e-3)
 
 
+def test_another_seed_trains_another_nerf(trained: Path, scene, tmp_path: Path) -> None:
+    """bench/quality.py --seed: another seed draws other rays from the first step, and a
+    rerun with that seed resumes its own model (the seed is part of what it trained on)."""
+    ws = tmp_path / "ws"
+    scene.write_ground_truth_workspace(ws)
+    code = ("import sys; from pipeline.engine.train import train; "
+            "from pipeline.engine.workspace import Workspace; "
+            "print(train(Workspace(sys.argv[1]), preset='test', iterations=int(sys.argv[2]), "
+            "seed=7).summary_line())")
+    for iterations in ("3", "4"):
+        done = subprocess.run([sys.executable, "-c", code, str(ws), iterations], cwd=ROOT,
+                              env=dict(os.environ, NERF_DEVICE="cpu"), capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed at step 3" in done.stdout
+    jobs_seed = json.loads((trained / "model" / "loss.json").read_text())[0]
+    other_seed = json.loads((ws / "model" / "loss.json").read_text())[0]
+    assert jobs_seed[0] == other_seed[0] == 0
+    assert not np.isclose(jobs_seed[1], other_seed[1], rtol=1e-3)
+
+
 def test_training_resumes_from_the_latest_checkpoint(trained: Path) -> None:
     done = engine("train", "--workspace", str(trained), "--preset", "test",
                   "--iterations", "125")
