@@ -363,8 +363,8 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
 
     scored = [r for r in rows if r.get("placed")]
 
-    def mean(key: str) -> float | None:
-        return round(float(np.mean([r[key] for r in scored])), 3) if scored else None
+    def mean(key: str, digits: int = 3) -> float | None:
+        return round(float(np.mean([r[key] for r in scored])), digits) if scored else None
 
     return {
         "scene": name, "preset": preset, "device": device, "seed": seed,
@@ -379,7 +379,7 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
         "seconds_per_step": round(trained.seconds_per_step or float("nan"), 3),
         "steps": trained.steps,
         "psnr": mean("psnr"), "psnr_crop": mean("psnr_crop"), "ssim": mean("ssim"),
-        "alpha_iou": mean("alpha_iou"), "stray": mean("stray"),
+        "alpha_iou": mean("alpha_iou"), "stray": mean("stray", 5),
         "max_stray": max((r["stray"] for r in scored), default=None),
         "framing": framing_stats(spin),
         "min_base_coverage": min((c["covered"] for c in coverage), default=None),
