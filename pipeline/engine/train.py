@@ -43,6 +43,16 @@ NeRF from the same photos: bench/quality.py --seed tells a change from training'
 HULL_MARGIN_VOXELS = 1
 """The NeRF may fill the visual hull grown by this many voxels: slack for the poses'
 and the masks' errors at the product's edges."""
+CAMERA_OPTIMIZER = "off"
+"""The cameras stay where the colmap stage put them. nerfacto's own default ("SO3xR3")
+moves each photo's camera as it trains, but the masks, the carved hull and the rays it
+samples are all cut with the colmap stage's poses: a camera that moves no longer sees its
+own mask. Measured in docs/presets.md (bench/quality.py, CPU draft, the same poses)."""
+DISTORTION_LOSS_MULT = 0.005
+"""Nerfacto's distortion loss gathers each ray's weight at the surface (its default is
+0.002). Stronger than that, it clears the faint density that fills the space inside every
+silhouette; much stronger (0.02), with the cameras held still, it thins the surface to a
+sheet the proposal samplers step over, and the renders show pinholes through the product."""
 
 
 def model_base_dir(ws: Workspace) -> Path:
@@ -150,11 +160,9 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
         # and is driven into the sigmoid's flat end (black, for good) within ~30 steps.
         average_init_density=1.0,
         # Space inside every silhouette that no photo sees against the backdrop keeps that
-        # starting density unless something clears it: the empty-space prior does, and a
-        # stronger distortion loss than nerfacto's 0.002 gathers each ray's weight at the
-        # surface. On the near-symmetric bench scene (bench/quality.py, CPU draft) the
-        # held-out alpha IoU rose from 0.937 to 0.952 with both.
-        distortion_loss_mult=0.02,
+        # starting density unless something clears it: the empty-space prior does, with a
+        # somewhat stronger distortion loss than nerfacto's (DISTORTION_LOSS_MULT).
+        distortion_loss_mult=DISTORTION_LOSS_MULT,
         sparsity_loss_mult=0.1,
         num_proposal_samples_per_ray=preset.proposal_samples,
         num_nerf_samples_per_ray=preset.nerf_samples,
@@ -162,7 +170,7 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
         max_res=preset.max_res,
         proposal_weights_anneal_max_num_iters=min(1000, max(1, iterations // 2)),
         implementation="tcnn" if preset.device == "cuda" else "torch",
-        camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"),
+        camera_optimizer=CameraOptimizerConfig(mode=CAMERA_OPTIMIZER),
     )
     decay = {"optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15),
              "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=200000)}
@@ -188,10 +196,6 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
         optimizers={
             "proposal_networks": dict(decay),
             "fields": dict(decay),
-            "camera_opt": {
-                "optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=5000),
-            },
         },
     )
 
@@ -216,7 +220,10 @@ def train(
                    for corner in (product.search_box.lo, product.search_box.hi))
     trained_on = {"preset": p.name, "device": device, "image_size": p.image_size,
                   "max_photos": p.max_photos, "box": search,
-                  "poses_mtime": ws.transforms_json.stat().st_mtime}
+                  "poses_mtime": ws.transforms_json.stat().st_mtime,
+                  # A checkpoint trained with moving cameras holds their optimizer's state,
+                  # which a trainer without one cannot load: such a model trains again.
+                  "camera_optimizer": CAMERA_OPTIMIZER}
     if seed != TRAIN_SEED:
         # Recorded only when not the jobs' own: their workspaces resume as they always did.
         trained_on["seed"] = seed

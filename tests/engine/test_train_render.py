@@ -290,6 +290,34 @@ def test_another_seed_trains_another_nerf(trained: Path, scene, tmp_path: Path) 
     assert not np.isclose(jobs_seed[1], other_seed[1], rtol=1e-3)
 
 
+def test_the_cameras_stay_where_the_colmap_stage_put_them(trained: Path) -> None:
+    """The masks and the carved hull are cut with the given poses: training must not move
+    the cameras away from them (nerfacto's default camera optimizer would)."""
+    from pipeline.engine.nerfstudio_compat import load_checkpoint
+
+    checkpoint = next((trained / "model" / "nerfacto" / "nerfstudio_models").glob("*.ckpt"))
+    state = load_checkpoint(checkpoint)
+    assert not [key for key in state["pipeline"] if "camera_optimizer" in key]
+    assert "camera_opt" not in state["optimizers"]
+
+
+def test_a_model_trained_with_moving_cameras_trains_again(scene, tmp_path: Path) -> None:
+    """A workspace trained before the cameras stayed put holds a camera optimizer's state
+    that cannot resume: the train stage starts it again from step 0 instead of failing."""
+    ws = tmp_path / "ws"
+    scene.write_ground_truth_workspace(ws)
+    assert engine("train", "--workspace", str(ws), "--preset", "test",
+                  "--iterations", "2").returncode == 0
+    state_path = ws / "model" / "train.json"
+    state = json.loads(state_path.read_text())
+    del state["trained_on"]["camera_optimizer"]  # as a workspace from before records it
+    state_path.write_text(json.dumps(state))
+    done = engine("train", "--workspace", str(ws), "--preset", "test", "--iterations", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed" not in done.stdout
+    assert [step for step, _ in json.loads((ws / "model" / "loss.json").read_text())] == [0, 1, 2]
+
+
 def test_training_resumes_from_the_latest_checkpoint(trained: Path) -> None:
     done = engine("train", "--workspace", str(trained), "--preset", "test",
                   "--iterations", "125")
