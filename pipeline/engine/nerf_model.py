@@ -26,6 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import (
+    TrainingCallback,
+    TrainingCallbackAttributes,
+    TrainingCallbackLocation,
+)
 from nerfstudio.fields.nerfacto_field import NerfactoField
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
@@ -50,6 +55,11 @@ class ProductNerfactoModelConfig(NerfactoModelConfig):
     opacity of short segments at random points of the box. 0 turns it off."""
     sparsity_points: int = 4096
     """Random points the empty-space prior samples per step."""
+    distortion_loss_mult_final: float | None = None
+    """Where set, the distortion loss's weight rises linearly from `distortion_loss_mult` to
+    this over `distortion_ramp_steps` (ProductNerfactoModel.distortion_weight)."""
+    distortion_ramp_steps: tuple[int, int] = (0, 1)
+    """The steps the distortion loss's weight starts and ends its rise at."""
 
 
 class HullCarvedField(NerfactoField):
@@ -110,9 +120,37 @@ class ProductNerfactoModel(NerfactoModel):
             self.density_fns = [self.field.carve(fn) for fn in self.density_fns]
         self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
 
+    def get_training_callbacks(
+            self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        # Nerfacto keeps self.step only while it anneals the proposal weights: keep it always.
+        callbacks.append(TrainingCallback(
+            where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+            update_every_num_iters=1, func=self._set_step))
+        return callbacks
+
+    def _set_step(self, step: int) -> None:
+        self.step = step
+
+    def distortion_weight(self, step: int) -> float:
+        """The distortion loss's weight at STEP. Light while the surface forms, so that the
+        loss does not thin it to a sheet the proposal samplers step over (pinholes); heavier
+        at the end, when it gathers the faint haze left beside the edges into the surface."""
+        start, final = self.config.distortion_loss_mult, self.config.distortion_loss_mult_final
+        if final is None:
+            return start
+        first, last = self.config.distortion_ramp_steps
+        share = min(1.0, max(0.0, (step - first) / max(1, last - first)))
+        return start + (final - start) * share
+
     def get_loss_dict(self, outputs: dict, batch: dict,
                       metrics_dict: dict | None = None) -> dict[str, torch.Tensor]:
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training:
+            assert metrics_dict is not None
+            losses["distortion_loss"] = (self.distortion_weight(self.step)
+                                         * metrics_dict["distortion"])
         if self.training and self.config.sparsity_loss_mult > 0:
             losses["sparsity_loss"] = self.config.sparsity_loss_mult * self.empty_space_prior()
         return losses

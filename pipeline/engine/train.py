@@ -48,11 +48,15 @@ CAMERA_OPTIMIZER = "off"
 moves each photo's camera as it trains, but the masks, the carved hull and the rays it
 samples are all cut with the colmap stage's poses: a camera that moves no longer sees its
 own mask. Measured in docs/presets.md (bench/quality.py, CPU draft, the same poses)."""
-DISTORTION_LOSS_MULT = 0.005
+DISTORTION_LOSS_MULT = (0.005, 0.02)
 """Nerfacto's distortion loss gathers each ray's weight at the surface (its default is
-0.002). Stronger than that, it clears the faint density that fills the space inside every
-silhouette; much stronger (0.02), with the cameras held still, it thins the surface to a
-sheet the proposal samplers step over, and the renders show pinholes through the product."""
+0.002): its weight while the surface forms, and at the last step. Stronger than nerfacto's,
+it clears the faint haze that fills the space beside the product's edges; at 0.02 from the
+start, with the cameras held still, it thins the surface to a sheet the proposal samplers
+step over, and the renders show pinholes through the product. Once the surface has formed
+the heavier weight no longer thins it."""
+DISTORTION_RAMP_FROM = 0.6
+"""Share of the steps after which the distortion loss's weight starts rising to its last."""
 
 
 def model_base_dir(ws: Workspace) -> Path:
@@ -162,7 +166,9 @@ def build_trainer_config(ws: Workspace, preset: Preset, box: tuple, iterations: 
         # Space inside every silhouette that no photo sees against the backdrop keeps that
         # starting density unless something clears it: the empty-space prior does, with a
         # somewhat stronger distortion loss than nerfacto's (DISTORTION_LOSS_MULT).
-        distortion_loss_mult=DISTORTION_LOSS_MULT,
+        distortion_loss_mult=DISTORTION_LOSS_MULT[0],
+        distortion_loss_mult_final=DISTORTION_LOSS_MULT[1],
+        distortion_ramp_steps=(int(iterations * DISTORTION_RAMP_FROM), iterations),
         sparsity_loss_mult=0.1,
         num_proposal_samples_per_ray=preset.proposal_samples,
         num_nerf_samples_per_ray=preset.nerf_samples,

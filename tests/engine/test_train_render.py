@@ -159,6 +159,47 @@ def test_the_empty_space_prior_clears_density_no_photo_asks_for(trained: Path) -
     assert opacity() < 0.5 * before, (before, opacity())
 
 
+def test_the_distortion_loss_is_light_while_the_surface_forms(trained: Path) -> None:
+    """The loss that training minimises weighs the distortion lightly for the first steps
+    (heavier, it thins the surface to a sheet the samplers step over: pinholes) and rises
+    to its heavier weight at the last step (which gathers the haze beside the edges)."""
+    import torch
+    from nerfstudio.cameras.rays import RayBundle
+
+    from pipeline.engine.render import load_pipeline
+    from pipeline.engine.train import DISTORTION_LOSS_MULT, DISTORTION_RAMP_FROM
+    from pipeline.engine.workspace import Workspace
+
+    model = load_pipeline(Workspace(trained), "cpu")[0].model
+    light, heavy = DISTORTION_LOSS_MULT
+    first, last = model.config.distortion_ramp_steps
+    assert light < heavy and (first, last) == (int(120 * DISTORTION_RAMP_FROM), 120)
+
+    model.train()
+    torch.manual_seed(0)
+    n = 256
+    lo, hi = (torch.tensor(c, dtype=torch.float32) for c in model.config.product_box)
+    origins = ((lo + hi) / 2 + torch.tensor([0.0, -2.0, 0.5]) * (hi - lo)).expand(n, 3)
+    targets = lo + (hi - lo) * (0.3 + 0.4 * torch.rand(n, 3))
+    directions = torch.nn.functional.normalize(targets - origins, dim=-1)
+    rays = RayBundle(origins=origins.contiguous(), directions=directions,
+                     pixel_area=torch.full((n, 1), 1e-6),
+                     camera_indices=torch.zeros((n, 1), dtype=torch.long))
+    batch = {"image": torch.rand(n, 4)}
+    weights = {}
+    for step in (0, first, (first + last) // 2, last):
+        model.step = step
+        with torch.no_grad():
+            outputs = model(rays)
+            metrics = model.get_metrics_dict(outputs, batch)
+            losses = model.get_loss_dict(outputs, batch, metrics)
+        assert float(metrics["distortion"]) > 0
+        weights[step] = float(losses["distortion_loss"] / metrics["distortion"])
+    assert weights[0] == pytest.approx(light) and weights[first] == pytest.approx(light)
+    assert light < weights[(first + last) // 2] < heavy
+    assert weights[last] == pytest.approx(heavy)
+
+
 def test_render_in_a_new_process_gives_transparent_frames(trained: Path) -> None:
     done = engine("render", "--workspace", str(trained), "--frames", "6", "--size", "64",
                   "--batch-size", "4")
