@@ -16,7 +16,9 @@ the product's crop box, as the frames are. Per view and as a mean per scene it p
 - SSIM (scikit-image) of the same composites on the whole view;
 - alpha IoU (render alpha > 0.5 against true alpha > 0.5);
 - stray alpha: the share of the view's pixels with alpha > 0.05 outside the true
-  silhouette (true alpha > 0.05) grown by 2 px: haze and floaters in clean air.
+  silhouette (true alpha > 0.05) grown by 2 px: haze and floaters in clean air;
+- see-through: the share of the product's inside (true alpha > 0.95, 2 px in from its
+  edge) where the render's alpha is under 0.9: a product a dark page shows through.
 
 Synthetic scenes (tests/synthetic_scene.py) have the true alpha. The skull photos have
 none: their truth is the mask the engine's own GrabCut makes for the held-out photo (the
@@ -81,6 +83,7 @@ SKULL = Path("/work/shared/datasets/skull")
 SCENE_NAMES = ("wide_base", "wide_base_on_table", "light_on_white", "symmetric", "skull")
 STRAY_ALPHA = 0.05
 STRAY_GROW_PX = 2
+SOLID_ALPHA = 0.9
 
 
 def composite_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -210,6 +213,14 @@ def stray_share(alpha: np.ndarray, alpha_true: np.ndarray) -> float:
     grow = 2 * STRAY_GROW_PX + 1
     near = cv2.dilate((alpha_true > STRAY_ALPHA).astype(np.uint8), np.ones((grow, grow), np.uint8))
     return float(((alpha > STRAY_ALPHA) & (near == 0)).mean())
+
+
+def see_through_share(alpha: np.ndarray, alpha_true: np.ndarray) -> float:
+    """Share of the product's inside, 2 px in from its edge, where the render's alpha is
+    under SOLID_ALPHA."""
+    grow = 2 * STRAY_GROW_PX + 1
+    inside = cv2.erode((alpha_true > 0.95).astype(np.uint8), np.ones((grow, grow), np.uint8))
+    return float((alpha[inside > 0] < SOLID_ALPHA).mean()) if inside.any() else 0.0
 
 
 def orbit_views(ws: Workspace, model: Any, grid: Any, chunk: int, device: str, size: int,
@@ -347,7 +358,8 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
                "ssim": round(float(structural_similarity(ours, theirs, channel_axis=2,
                                                          data_range=1.0)), 4),
                "alpha_iou": round(float((a & b).sum() / max(1, (a | b).sum())), 4),
-               "stray": round(stray_share(alpha, alpha_true), 5)}
+               "stray": round(stray_share(alpha, alpha_true), 5),
+               "see_through": round(see_through_share(alpha, alpha_true), 4)}
         if sim is not None:
             rot_err, pos_err = pose_error(frame, truth.scene.c2w[index], sim,
                                           truth.scene.orbit_radius)
@@ -380,6 +392,7 @@ def run_scene(name: str, root: Path, preset: str, views: int, orbit_frames: int,
         "steps": trained.steps,
         "psnr": mean("psnr"), "psnr_crop": mean("psnr_crop"), "ssim": mean("ssim"),
         "alpha_iou": mean("alpha_iou"), "stray": mean("stray", 5),
+        "see_through": mean("see_through", 4),
         "max_stray": max((r["stray"] for r in scored), default=None),
         "framing": framing_stats(spin),
         "min_base_coverage": min((c["covered"] for c in coverage), default=None),
@@ -405,7 +418,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"seconds: poses {s['poses']}, train {s['train']} ({result['steps']} steps, "
           f"{result['seconds_per_step']} s/step), held-out renders {s['render']}, "
           f"orbit check {s['orbit']}")
-    header = f"{'photo':<14}{'size':>9}{'PSNR':>8}{'crop':>8}{'SSIM':>8}{'IoU':>8}{'stray':>8}"
+    header = (f"{'photo':<14}{'size':>9}{'PSNR':>8}{'crop':>8}{'SSIM':>8}{'IoU':>8}"
+              f"{'stray':>8}{'see-thru':>9}")
     pose = any("rot_err_deg" in r for r in result["views"])
     if pose:
         header += f"{'rot°':>8}{'pos':>8}"
@@ -415,13 +429,15 @@ def print_table(result: dict[str, Any]) -> None:
             print(f"{r['photo']:<14}  not placed by the colmap stage: not scored")
             continue
         line = (f"{r['photo']:<14}{r['size']:>9}{r['psnr']:>8.2f}{r['psnr_crop']:>8.2f}"
-                f"{r['ssim']:>8.3f}{r['alpha_iou']:>8.3f}{r['stray']:>8.2%}")
+                f"{r['ssim']:>8.3f}{r['alpha_iou']:>8.3f}{r['stray']:>8.2%}"
+                f"{r['see_through']:>9.1%}")
         if pose:
             line += f"{r['rot_err_deg']:>8.2f}{r['pos_err']:>8.3f}"
         print(line)
     if result["psnr"] is not None:
         print(f"{'mean':<14}{'':>9}{result['psnr']:>8.2f}{result['psnr_crop']:>8.2f}"
-              f"{result['ssim']:>8.3f}{result['alpha_iou']:>8.3f}{result['stray']:>8.2%}")
+              f"{result['ssim']:>8.3f}{result['alpha_iou']:>8.3f}{result['stray']:>8.2%}"
+              f"{result['see_through']:>9.1%}")
     f = result["framing"]
     print(f"orbit frames: widest silhouette {f['widest']:.1%} of the frame's side, centres "
           f"within {f['centre_off']:.1%} of the frame's centre")

@@ -9,7 +9,7 @@ from pipeline.engine.errors import InputError, ResourceError
 from pipeline.engine.masks import ProductBox
 from pipeline.engine.orbit import framing, orbit, row_elevations
 from pipeline.engine.presets import PRESET_NAMES, get_preset
-from pipeline.engine.render import View, check_frame_size, chunk_rays, view_rays
+from pipeline.engine.render import View, alpha_levels, check_frame_size, chunk_rays, view_rays
 
 BOX = ProductBox(np.array([-0.5, -0.4, -0.8]), np.array([0.5, 0.4, 0.8]))
 
@@ -141,3 +141,14 @@ def test_framing_fills_the_frame_with_the_silhouette_and_centres_it() -> None:
         u = shot.cx + shot.focal * cam[0] / -cam[2]
         v = shot.cy - shot.focal * cam[1] / -cam[2]
         assert abs(u - 100) < 5 and abs(v - 100) < 5  # a grid cell is 6.6 px here
+
+
+def test_frames_alpha_is_solid_inside_clear_outside_and_keeps_the_outline() -> None:
+    """Faint haze (accumulation up to 0.1) is transparent, a product the short training
+    left slightly see-through (0.9 and over) is opaque, and half stays half, so the
+    outline does not move; between, alpha rises steadily for soft edges."""
+    accumulation = np.array([0.0, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0])
+    alpha = alpha_levels(accumulation)
+    assert alpha.tolist() == pytest.approx([0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1])
+    ramp = alpha_levels(np.linspace(0.1, 0.9, 50))
+    assert (np.diff(ramp) > 0).all()
