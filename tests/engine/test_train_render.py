@@ -166,14 +166,16 @@ def test_the_distortion_loss_is_light_while_the_surface_forms(trained: Path) -> 
     import torch
     from nerfstudio.cameras.rays import RayBundle
 
+    from pipeline.engine.presets import get_preset
     from pipeline.engine.render import load_pipeline
     from pipeline.engine.train import DISTORTION_LOSS_MULT, DISTORTION_RAMP_FROM
     from pipeline.engine.workspace import Workspace
 
     model = load_pipeline(Workspace(trained), "cpu")[0].model
     light, heavy = DISTORTION_LOSS_MULT
+    steps = get_preset("test", "cpu").iterations
     first, last = model.config.distortion_ramp_steps
-    assert light < heavy and (first, last) == (int(120 * DISTORTION_RAMP_FROM), 120)
+    assert light < heavy and (first, last) == (int(steps * DISTORTION_RAMP_FROM), steps)
 
     model.train()
     torch.manual_seed(0)
